@@ -1,0 +1,36 @@
+"""intake-zspy: HyperSpy ``.zspy`` stores for xarray, zarr 3, fsspec and intake."""
+
+from __future__ import annotations
+
+from importlib.metadata import PackageNotFoundError, version
+
+from intake_zspy.errors import (
+    ChunkDecodeError,
+    IncompleteStoreError,
+    SignalNotFoundError,
+    StaleMetadataWarning,
+    UnsupportedCodecError,
+    ZspyError,
+    ZspyFormatError,
+    ZspyVersionWarning,
+)
+from intake_zspy.reader import open_dataset, open_datatree
+
+try:
+    __version__ = version("intake-zspy")
+except PackageNotFoundError:  # pragma: no cover - running from a source tree
+    __version__ = "0+unknown"
+
+__all__ = [
+    "ChunkDecodeError",
+    "IncompleteStoreError",
+    "SignalNotFoundError",
+    "StaleMetadataWarning",
+    "UnsupportedCodecError",
+    "ZspyError",
+    "ZspyFormatError",
+    "ZspyVersionWarning",
+    "__version__",
+    "open_dataset",
+    "open_datatree",
+]

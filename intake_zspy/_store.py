@@ -1,0 +1,328 @@
+"""Resolve a URL, path, fsspec mapper or zarr store into a key-value store.
+
+This module is the only place that turns user input into storage access. Everything
+above it sees a :class:`KeyValueStore`: relative keys (``"Experiments/a/data/0.0"``) in,
+bytes out, with concurrent bulk reads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import threading
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any, Self
+
+import fsspec
+from fsspec.implementations.local import LocalFileSystem
+from fsspec.implementations.zip import ZipFileSystem
+
+from intake_zspy.errors import ZspyFormatError
+
+__all__ = ["KeyInfo", "KeyValueStore", "open_store"]
+
+_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
+_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
+
+
+@dataclass(frozen=True, slots=True)
+class KeyInfo:
+    """What a listing tells about one key.
+
+    ``order`` is a modification time or, in a zip file, the member's offset: larger means
+    written later. It is only compared within one store and is ``None`` when unknown.
+    """
+
+    size: int | None
+    order: float | None
+
+
+class KeyValueStore(ABC):
+    """Read access to the keys of one zspy store."""
+
+    url: str
+
+    @abstractmethod
+    def list(self) -> dict[str, KeyInfo]:
+        """Every key of the store (one recursive listing, cached)."""
+
+    @abstractmethod
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        """Fetch several keys concurrently; a missing key maps to ``None``."""
+
+    def get(self, key: str) -> bytes | None:
+        """Fetch one key, ``None`` when it does not exist."""
+        return self.get_many([key])[key]
+
+    def close(self) -> None:  # noqa: B027 - optional hook
+        """Release files or connections held by the store."""
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _order_of(info: Mapping[str, Any]) -> float | None:
+    """A comparable "written when" from an fsspec info dict, across implementations."""
+    if "header_offset" in info and info["header_offset"] is not None:  # zip member
+        return float(info["header_offset"])
+    for name in ("mtime", "LastModified", "last_modified", "created"):
+        value = info.get(name)
+        if value is None:
+            continue
+        if hasattr(value, "timestamp"):
+            return float(value.timestamp())
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            continue
+    return None
+
+
+class FsspecStore(KeyValueStore):
+    """A store rooted at ``root`` in an fsspec filesystem.
+
+    Bulk reads use the filesystem's own concurrency (``fs.cat`` on async filesystems such
+    as s3fs) or a small thread pool for synchronous ones (local disk).
+    """
+
+    def __init__(
+        self,
+        fs: fsspec.AbstractFileSystem,
+        root: str,
+        url: str,
+        *,
+        owns_fs: bool = False,
+        listing: dict[str, KeyInfo] | None = None,
+    ) -> None:
+        self.fs = fs
+        self.root = root.rstrip("/")
+        self.url = url
+        self._owns_fs = owns_fs
+        self._listing = listing
+        self._lock = threading.Lock()
+
+    def __getstate__(self) -> dict[str, Any]:
+        state = self.__dict__.copy()
+        del state["_lock"]
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._lock = threading.Lock()
+
+    def _path(self, key: str) -> str:
+        return f"{self.root}/{key}" if self.root else key
+
+    def list(self) -> dict[str, KeyInfo]:
+        with self._lock:
+            if self._listing is None:
+                self._listing = _list_fs(self.fs, self.root)
+            return self._listing
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        keys = list(keys)
+        if not keys:
+            return {}
+        paths = [self._path(k) for k in keys]
+        if getattr(self.fs, "async_impl", False) and len(paths) > 1:
+            raw = self.fs.cat(paths, on_error="return")
+            out: dict[str, bytes | None] = {}
+            for key, path in zip(keys, paths, strict=True):
+                value = raw.get(path, raw.get(self.fs._strip_protocol(path)))
+                out[key] = _check_value(value, self.url, key)
+            return out
+        if isinstance(self.fs, LocalFileSystem) and len(paths) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+                values = list(pool.map(self._get_one, keys))
+            return dict(zip(keys, values, strict=True))
+        return {key: self._get_one(key) for key in keys}
+
+    def _get_one(self, key: str) -> bytes | None:
+        try:
+            value: bytes = self.fs.cat_file(self._path(key))
+        except FileNotFoundError:
+            return None
+        except IsADirectoryError:
+            return None
+        return value
+
+    def close(self) -> None:
+        if self._owns_fs and isinstance(self.fs, ZipFileSystem):
+            self.fs.close()
+
+
+def _check_value(value: object, url: str, key: str) -> bytes | None:
+    if isinstance(value, FileNotFoundError) or value is None:
+        return None
+    if isinstance(value, BaseException):
+        raise OSError(f"{url}: reading {key!r} failed: {value}") from value
+    assert isinstance(value, bytes)
+    return value
+
+
+def _list_fs(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, KeyInfo]:
+    found = fs.find(root, detail=True, withdirs=False)
+    prefix = f"{fs._strip_protocol(root).rstrip('/')}/" if root else ""
+    listing: dict[str, KeyInfo] = {}
+    for name, info in found.items():
+        name = fs._strip_protocol(name)
+        if prefix and not name.startswith(prefix):
+            continue
+        listing[name[len(prefix) :]] = KeyInfo(info.get("size"), _order_of(info))
+    return listing
+
+
+class ZarrStoreAdapter(KeyValueStore):
+    """Adapt any :class:`zarr.abc.store.Store` (zarr's own I/O) to :class:`KeyValueStore`."""
+
+    def __init__(self, store: Any) -> None:
+        self.store = store
+        self.url = str(store)
+        self._listing: dict[str, KeyInfo] | None = None
+
+    def _run(self, coro: Any) -> Any:
+        from zarr.core.sync import sync
+
+        return sync(coro)
+
+    def list(self) -> dict[str, KeyInfo]:
+        if self._listing is None:
+
+            async def collect() -> list[str]:
+                return [key async for key in self.store.list()]
+
+            self._listing = {k: KeyInfo(None, None) for k in self._run(collect())}
+        return self._listing
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        from zarr.core.buffer import default_buffer_prototype
+
+        keys = list(keys)
+        proto = default_buffer_prototype()
+
+        async def fetch() -> list[Any]:
+            if not self.store._is_open:
+                await self.store._open()
+            return await asyncio.gather(*(self.store.get(k, prototype=proto) for k in keys))
+
+        values = self._run(fetch())
+        return {k: (None if v is None else v.to_bytes()) for k, v in zip(keys, values, strict=True)}
+
+
+def _is_zarr_store(obj: object) -> bool:
+    try:
+        from zarr.abc.store import Store
+    except ImportError:  # pragma: no cover - zarr is a dependency
+        return False
+    return isinstance(obj, Store)
+
+
+def open_store(
+    urlpath: str | os.PathLike[str] | Any,
+    storage_options: Mapping[str, Any] | None = None,
+) -> KeyValueStore:
+    """Open a zspy store for reading.
+
+    Parameters
+    ----------
+    urlpath
+        One of:
+
+        - a local directory or a local zip file (detected from its first bytes);
+        - an fsspec URL: ``file://``, ``memory://``, ``s3://bucket/key.zspy`` (a prefix,
+          or a zip file object), ``zip::s3://...``, ``simplecache::s3://...`` and other
+          chained URLs;
+        - an :class:`fsspec.FSMap` (``fsspec.get_mapper(...)``);
+        - a :class:`zarr.abc.store.Store` instance (``LocalStore``, ``ZipStore``,
+          ``MemoryStore``, ``FsspecStore``, wrappers such as ``LoggingStore``);
+        - a :class:`KeyValueStore` (returned as is).
+    storage_options
+        Passed to fsspec when ``urlpath`` is a URL or path (e.g. s3fs credentials and
+        ``client_kwargs={"endpoint_url": ...}``).
+
+    Returns
+    -------
+    KeyValueStore
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing exists at ``urlpath``.
+    ZspyFormatError
+        ``urlpath`` is a file that is neither a zip archive nor a directory store.
+    TypeError
+        ``storage_options`` were given for an already opened store, or ``urlpath`` has
+        an unsupported type.
+    """
+    if isinstance(urlpath, KeyValueStore | fsspec.FSMap) or _is_zarr_store(urlpath):
+        if storage_options:
+            raise TypeError(
+                "storage_options only apply to URLs and paths, not to an already opened "
+                f"{type(urlpath).__name__}; configure that object instead"
+            )
+        if isinstance(urlpath, KeyValueStore):
+            return urlpath
+        if isinstance(urlpath, fsspec.FSMap):
+            url = urlpath.fs.unstrip_protocol(urlpath.root)
+            return FsspecStore(urlpath.fs, urlpath.root, url)
+        return ZarrStoreAdapter(urlpath)
+    if not isinstance(urlpath, str | os.PathLike):
+        raise TypeError(
+            "urlpath must be a path, an fsspec URL, an fsspec mapper or a zarr Store, "
+            f"not {type(urlpath).__name__}"
+        )
+    url = os.fspath(urlpath)
+    options = dict(storage_options or {})
+    if "://" not in url and "::" not in url:
+        url = os.path.abspath(os.path.expanduser(url))
+    try:
+        fs, path = fsspec.core.url_to_fs(url, **options)
+    except ImportError as exc:
+        raise ImportError(f"{url}: {exc} (for s3:// install intake-zspy[s3])") from exc
+    if isinstance(fs, ZipFileSystem):  # explicit zip:: chain
+        return FsspecStore(fs, "", url, owns_fs=True)
+    if isinstance(fs, LocalFileSystem):
+        if os.path.isdir(path):
+            return FsspecStore(fs, path, url)
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{url}: no such file or directory")
+        return _open_zip(fs, path, url, options, protocol="file")
+    listing = _list_fs(fs, path)
+    if listing and set(listing) != {""}:
+        return FsspecStore(fs, path, url, listing=listing)
+    if not fs.isfile(path):
+        raise FileNotFoundError(f"{url}: no such object or prefix")
+    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
+    return _open_zip(fs, path, url, options, protocol=protocol)
+
+
+def _open_zip(
+    fs: fsspec.AbstractFileSystem,
+    path: str,
+    url: str,
+    options: dict[str, Any],
+    *,
+    protocol: str,
+) -> KeyValueStore:
+    with fs.open(path, "rb") as f:
+        head = f.read(8)
+    if head.startswith(_HDF5_MAGIC):
+        raise ZspyFormatError(
+            f"{url}: this is an HDF5 file (HyperSpy .hspy?), not a zspy store; "
+            "open it with hyperspy or h5py"
+        )
+    if not head.startswith(_ZIP_MAGIC):
+        raise ZspyFormatError(
+            f"{url}: not a zspy store: a file that is neither a zip archive nor a directory"
+        )
+    try:
+        zfs = ZipFileSystem(fo=path, target_protocol=protocol, target_options=options)
+    except Exception as exc:  # zipfile.BadZipFile, truncated reads, ...
+        raise ZspyFormatError(f"{url}: damaged or truncated zip file: {exc}") from exc
+    return FsspecStore(zfs, "", url, owns_fs=True)

@@ -1,0 +1,254 @@
+"""A zspy store as plain Python objects: :class:`ZspyFile` and its :class:`Signal` s.
+
+Nothing here imports xarray; arrays stay lazy (:class:`~intake_zspy.format.v2array.V2Array`)
+while metadata, axes and models are decoded in full.
+"""
+
+from __future__ import annotations
+
+import re
+import warnings
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from intake_zspy.errors import (
+    IncompleteStoreError,
+    SignalNotFoundError,
+    ZspyFormatError,
+    ZspyVersionWarning,
+)
+from intake_zspy.format import names
+from intake_zspy.format.axes import Axis, axis_from_dict
+from intake_zspy.format.dicts import Decoder, axes_dicts, decode_group, unflatten_ragged
+from intake_zspy.format.hierarchy import Hierarchy, load_hierarchy
+
+if TYPE_CHECKING:
+    from intake_zspy._store import KeyValueStore
+    from intake_zspy.format.v2array import V2Array
+
+__all__ = ["RaggedArray", "Signal", "ZspyFile", "open_file"]
+
+
+class RaggedArray:
+    """A ragged (object) array whose elements get their shapes from a companion array."""
+
+    __slots__ = ("flat", "shapes")
+
+    def __init__(self, flat: V2Array, shapes: V2Array) -> None:
+        self.flat = flat
+        self.shapes = shapes
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.flat.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.flat.dtype
+
+    @property
+    def path(self) -> str:
+        return self.flat.path
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self.flat.meta.chunks
+
+    def read(self, selection: tuple[slice, ...] | None = None) -> np.ndarray:
+        return unflatten_ragged(self.flat.read(selection), self.shapes.read(selection))
+
+
+@dataclass
+class Signal:
+    """One ``Experiments/<name>`` group.
+
+    ``data`` is lazy; everything else is decoded. ``attributes`` holds what the reference
+    reader puts there (``ragged``, ``learning_results``, ...).
+    """
+
+    name: str
+    path: str
+    data: V2Array | RaggedArray
+    axes: list[Axis]
+    metadata: dict[str, Any]
+    original_metadata: dict[str, Any]
+    attributes: dict[str, Any]
+    package: str = ""
+    package_version: str = ""
+    models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        general = self.metadata.get("General", {})
+        return str(general.get("title", "")) if isinstance(general, dict) else ""
+
+    @property
+    def signal_type(self) -> str:
+        sig = self.metadata.get("Signal", {})
+        value = sig.get("signal_type", "") if isinstance(sig, dict) else ""
+        return "" if value is None else str(value)
+
+
+def _version_tuple(value: Any) -> tuple[int, ...]:
+    if isinstance(value, float):
+        value = f"{value:.2f}".rstrip("0")
+    parts = re.findall(r"\d+", str(value))
+    return tuple(int(p) for p in parts) or (0,)
+
+
+class ZspyFile:
+    """An opened zspy store: its signals by name, decoded on demand.
+
+    Use :func:`open_file` to create one.
+    """
+
+    def __init__(self, hierarchy: Hierarchy) -> None:
+        self.hierarchy = hierarchy
+        self.store = hierarchy.store
+        self.url = hierarchy.store.url
+        self._validate()
+
+    def _validate(self) -> None:
+        h, url = self.hierarchy, self.url
+        if not h.is_group(""):
+            listing = self.store.list()
+            if not listing:
+                raise ZspyFormatError(f"{url}: not a zspy store: it is empty")
+            if "zarr.json" in listing:
+                raise ZspyFormatError(
+                    f"{url}: not a zspy store: a zarr format 3 hierarchy (zspy is zarr format 2)"
+                )
+            raise ZspyFormatError(
+                f"{url}: not a zspy store: no {names.ZGROUP} at its root (not a zarr v2 group)"
+            )
+        attrs = h.attrs("")
+        file_format = attrs.get(names.ATTR_FILE_FORMAT)
+        if file_format is None:
+            if self.signal_names():
+                raise IncompleteStoreError(
+                    f"{url}: incomplete store: it holds {names.EXPERIMENTS}/ but no root "
+                    f"attributes ({names.ATTR_FILE_FORMAT}), which a writer stores last; "
+                    "was the write interrupted?"
+                )
+            raise ZspyFormatError(
+                f"{url}: not a zspy store: the root group has no "
+                f"{names.ATTR_FILE_FORMAT}={names.FILE_FORMAT!r} attribute (a plain zarr group?)"
+            )
+        if str(file_format).lower() != names.FILE_FORMAT.lower():
+            raise ZspyFormatError(
+                f"{url}: not a zspy store: {names.ATTR_FILE_FORMAT} is {file_format!r}"
+            )
+        version = attrs.get(names.ATTR_FORMAT_VERSION, names.FORMAT_VERSION)
+        if _version_tuple(version) > _version_tuple(names.FORMAT_VERSION):
+            warnings.warn(
+                f"{url}: written with zspy format version {version}, newer than the "
+                f"{names.FORMAT_VERSION} this version of intake-zspy knows; reading anyway",
+                ZspyVersionWarning,
+                stacklevel=4,
+            )
+        if not self.signal_names():
+            raise ZspyFormatError(
+                f"{url}: no signal: {names.EXPERIMENTS}/ holds no group with a {names.DATA!r} array"
+            )
+
+    @property
+    def format_version(self) -> str:
+        return str(self.hierarchy.attrs("").get(names.ATTR_FORMAT_VERSION, ""))
+
+    def signal_names(self) -> list[str]:
+        """Names of the signals (``Experiments/<name>`` groups with a ``data`` array)."""
+        h = self.hierarchy
+        return [
+            name
+            for name in h.groups(names.EXPERIMENTS)
+            if h.is_array(f"{names.EXPERIMENTS}/{name}/{names.DATA}")
+        ]
+
+    def resolve_name(self, name: str | None) -> str:
+        """The signal ``name`` designates (the first one when ``None``)."""
+        available = self.signal_names()
+        if name is None:
+            return available[0]
+        if name in available:
+            return name
+        if name.replace("/", "-") in available:  # a title given instead of a group name
+            return name.replace("/", "-")
+        raise SignalNotFoundError(
+            f"{self.url}: no signal named {name!r}; available: {', '.join(available)}"
+        )
+
+    def signal(self, name: str | None = None) -> Signal:
+        """Decode signal ``name`` (default: the first in name order).
+
+        Raises
+        ------
+        SignalNotFoundError
+            There is no such signal; the message lists the available ones.
+        """
+        name = self.resolve_name(name)
+        h = self.hierarchy
+        path = f"{names.EXPERIMENTS}/{name}"
+        flat = h.array(f"{path}/{names.DATA}")
+        data: V2Array | RaggedArray = flat
+        for shapes_name in (f"{names.RAGGED_SHAPES}{names.DATA}", names.LEGACY_RAGGED_SHAPES):
+            if flat.meta.is_object and h.is_array(f"{path}/{shapes_name}"):
+                data = RaggedArray(flat, h.array(f"{path}/{shapes_name}"))
+                break
+        decoder = Decoder(h, path, skip={flat.path, getattr(data, "shapes", flat).path})
+        where = f"{self.url}: {path}"
+        axes = [
+            axis_from_dict(d, size, f"{where}/{names.AXIS_PREFIX}{i}")
+            for i, (d, size) in enumerate(
+                zip(axes_dicts(h, path, len(flat.shape), decoder), flat.shape, strict=True)
+            )
+        ]
+        metadata = decoder.group(f"{path}/{names.METADATA}")
+        general = metadata.get("General")
+        if isinstance(general, dict) and general.get("title") == names.UNNAMED:
+            general["title"] = ""
+        attributes = decoder.group(f"{path}/{names.ATTRIBUTES}")
+        for key in (names.LEARNING_RESULTS, names.PEAK_LEARNING_RESULTS):
+            if h.is_group(f"{path}/{key}"):
+                attributes[key] = decoder.group(f"{path}/{key}")
+        attrs = h.attrs(path)
+        return Signal(
+            name=name,
+            path=path,
+            data=data,
+            axes=axes,
+            metadata=metadata,
+            original_metadata=decoder.group(f"{path}/{names.ORIGINAL_METADATA}"),
+            attributes=attributes,
+            package=str(attrs.get(names.ATTR_PACKAGE, "")),
+            package_version=str(attrs.get(names.ATTR_PACKAGE_VERSION, "")),
+            models=self.models(f"/{path}"),
+        )
+
+    def models(self, signal_path: str | None = None) -> dict[str, Any]:
+        """Stored models, by name; only those of ``signal_path`` when given."""
+        h = self.hierarchy
+        out: dict[str, Any] = {}
+        for name in h.groups(names.MODELS):
+            path = f"{names.MODELS}/{name}"
+            owner = h.attrs(path).get(names.MODEL_SIGNAL_ATTR)
+            if signal_path is not None and owner != signal_path:
+                continue
+            model = decode_group(h, path)
+            model.pop(names.MODEL_SIGNAL_ATTR, None)
+            out[name] = model
+        return out
+
+
+def open_file(store: KeyValueStore, *, consolidated: bool | None = None) -> ZspyFile:
+    """Load the metadata of a zspy store and check that it is one.
+
+    Raises
+    ------
+    ZspyFormatError
+        The store is not a zspy store; the message says what is missing.
+    IncompleteStoreError
+        The store was left incomplete by an interrupted writer.
+    """
+    return ZspyFile(load_hierarchy(store, consolidated))

@@ -1,0 +1,165 @@
+"""The ``zspy`` xarray backend: ``xr.open_dataset(url, engine="zspy")``.
+
+A thin adapter: store resolution lives in :mod:`intake_zspy._store`, decoding in
+:mod:`intake_zspy.format`, the mapping in :mod:`intake_zspy.dataset`.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from xarray.backends import BackendArray, BackendEntrypoint
+from xarray.core import indexing
+
+from intake_zspy._store import open_store
+from intake_zspy.dataset import DATA_VAR, signal_to_dataset
+from intake_zspy.format import names
+from intake_zspy.format.decode import RaggedArray, ZspyFile, open_file
+from intake_zspy.format.v2array import V2Array
+
+__all__ = ["ZspyBackendArray", "ZspyBackendEntrypoint"]
+
+
+class ZspyBackendArray(BackendArray):
+    """Lazy, picklable access to a signal's data; reads only the chunks an index touches."""
+
+    __slots__ = ("array", "dtype", "shape")
+
+    def __init__(self, array: V2Array | RaggedArray) -> None:
+        self.array = array
+        self.shape = array.shape
+        self.dtype = array.dtype
+
+    def __getitem__(self, key: indexing.ExplicitIndexer) -> Any:
+        return indexing.explicit_indexing_adapter(
+            key, self.shape, indexing.IndexingSupport.BASIC, self._getitem
+        )
+
+    def _getitem(self, key: tuple[int | slice, ...]) -> np.ndarray:
+        slices = tuple(slice(k, k + 1) if isinstance(k, int | np.integer) else k for k in key)
+        out = self.array.read(slices)
+        squeeze = tuple(i for i, k in enumerate(key) if isinstance(k, int | np.integer))
+        return out.squeeze(axis=squeeze) if squeeze else out
+
+
+def _signal_name(group: str | None) -> str | None:
+    """Accept ``name``, ``Experiments/name`` or ``/Experiments/name`` as the signal."""
+    if group is None or group in ("", "/"):
+        return None
+    group = group.strip("/")
+    prefix = f"{names.EXPERIMENTS}/"
+    return group[len(prefix) :] if group.startswith(prefix) else group
+
+
+def _dataset(file: ZspyFile, name: str | None, drop_variables: Iterable[str] | None) -> xr.Dataset:
+    signal = file.signal(name)
+    lazy = indexing.LazilyIndexedArray(ZspyBackendArray(signal.data))
+    ds = signal_to_dataset(signal, lazy)
+    # dask chunks follow the stored ones: xarray reads "preferred_chunks" for chunks={}
+    chunks = signal.data.chunks
+    ds[DATA_VAR].encoding.update(
+        chunks=chunks, preferred_chunks=dict(zip(ds[DATA_VAR].dims, chunks, strict=True))
+    )
+    if drop_variables:
+        ds = ds.drop_vars(list(drop_variables), errors="ignore")
+    return ds
+
+
+class ZspyBackendEntrypoint(BackendEntrypoint):
+    """Open HyperSpy ``.zspy`` stores as xarray Datasets and DataTrees.
+
+    ``group`` names a signal (``Experiments/<group>``); ``storage_options`` go to fsspec;
+    ``consolidated`` controls the use of ``.zmetadata`` (see
+    :func:`intake_zspy.open_dataset`).
+    """
+
+    description = "HyperSpy .zspy stores (zarr format 2) via intake-zspy"
+    url = "https://github.com/intake-zspy/intake-zspy"
+    open_dataset_parameters = (
+        "filename_or_obj",
+        "drop_variables",
+        "group",
+        "storage_options",
+        "consolidated",
+    )
+    supports_groups = True
+
+    def open_dataset(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        group: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        consolidated: bool | None = None,
+    ) -> xr.Dataset:
+        store = open_store(filename_or_obj, storage_options)
+        try:
+            file = open_file(store, consolidated=consolidated)
+            drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables
+            ds = _dataset(file, _signal_name(group), drop)
+        except BaseException:
+            store.close()
+            raise
+        ds.set_close(store.close)
+        return ds
+
+    def open_groups_as_dict(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        group: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        consolidated: bool | None = None,
+    ) -> dict[str, xr.Dataset]:
+        store = open_store(filename_or_obj, storage_options)
+        try:
+            file = open_file(store, consolidated=consolidated)
+            drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables
+            wanted = _signal_name(group)
+            names_ = [file.resolve_name(wanted)] if wanted else file.signal_names()
+            root_attrs = {
+                names.ATTR_FILE_FORMAT: names.FILE_FORMAT,
+                names.ATTR_FORMAT_VERSION: file.format_version,
+            }
+            groups = {"/": xr.Dataset(attrs=root_attrs)}
+            groups.update({f"/{n}": _dataset(file, n, drop) for n in names_})
+        except BaseException:
+            store.close()
+            raise
+        groups["/"].set_close(store.close)
+        return groups
+
+    def open_datatree(  # type: ignore[override]
+        self,
+        filename_or_obj: Any,
+        *,
+        drop_variables: str | Iterable[str] | None = None,
+        group: str | None = None,
+        storage_options: Mapping[str, Any] | None = None,
+        consolidated: bool | None = None,
+    ) -> xr.DataTree:
+        groups = self.open_groups_as_dict(
+            filename_or_obj,
+            drop_variables=drop_variables,
+            group=group,
+            storage_options=storage_options,
+            consolidated=consolidated,
+        )
+        tree = xr.DataTree.from_dict(groups)
+        tree.set_close(groups["/"]._close)
+        return tree
+
+    def guess_can_open(self, filename_or_obj: Any) -> bool:
+        try:
+            path = os.fspath(filename_or_obj)
+        except TypeError:
+            return False
+        if isinstance(path, bytes):
+            return False
+        return path.rstrip("/").lower().endswith(".zspy")
