@@ -57,6 +57,10 @@ class KeyValueStore(ABC):
         """Fetch one key, ``None`` when it does not exist."""
         return self.get_many([key])[key]
 
+    @abstractmethod
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        """Write several keys concurrently."""
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files or connections held by the store."""
 
@@ -143,6 +147,23 @@ class FsspecStore(KeyValueStore):
             return dict(zip(keys, values, strict=True))
         return {key: self._get_one(key) for key in keys}
 
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        if not items:
+            return
+        paths = {self._path(k): v for k, v in items.items()}
+        if isinstance(self.fs, LocalFileSystem) and len(paths) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+                list(pool.map(lambda kv: self._put_local(*kv), paths.items()))
+        else:
+            self.fs.pipe(paths)
+        with self._lock:
+            self._listing = None
+
+    def _put_local(self, path: str, value: bytes) -> None:
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        with open(path, "wb") as f:
+            f.write(value)
+
     def _get_one(self, key: str) -> bytes | None:
         try:
             value: bytes = self.fs.cat_file(self._path(key))
@@ -213,6 +234,21 @@ class ZarrStoreAdapter(KeyValueStore):
 
         values = self._run(fetch())
         return {k: (None if v is None else v.to_bytes()) for k, v in zip(keys, values, strict=True)}
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        from zarr.core.buffer import default_buffer_prototype
+
+        proto = default_buffer_prototype()
+
+        async def put() -> None:
+            if not self.store._is_open:
+                await self.store._open()
+            await asyncio.gather(
+                *(self.store.set(k, proto.buffer.from_bytes(v)) for k, v in items.items())
+            )
+
+        self._run(put())
+        self._listing = None
 
 
 def _is_zarr_store(obj: object) -> bool:

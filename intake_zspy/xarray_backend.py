@@ -52,7 +52,7 @@ def _signal_name(group: str | None) -> str | None:
         return None
     group = group.strip("/")
     prefix = f"{names.EXPERIMENTS}/"
-    return group[len(prefix) :] if group.startswith(prefix) else group
+    return group.removeprefix(prefix)
 
 
 def _dataset(file: ZspyFile, name: str | None, drop_variables: Iterable[str] | None) -> xr.Dataset:
@@ -88,7 +88,7 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
     )
     supports_groups = True
 
-    def open_dataset(  # type: ignore[override]
+    def open_dataset(
         self,
         filename_or_obj: Any,
         *,
@@ -108,7 +108,7 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
         ds.set_close(store.close)
         return ds
 
-    def open_groups_as_dict(  # type: ignore[override]
+    def open_groups_as_dict(
         self,
         filename_or_obj: Any,
         *,
@@ -135,7 +135,7 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
         groups["/"].set_close(store.close)
         return groups
 
-    def open_datatree(  # type: ignore[override]
+    def open_datatree(
         self,
         filename_or_obj: Any,
         *,
@@ -162,4 +162,4 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
             return False
         if isinstance(path, bytes):
             return False
-        return path.rstrip("/").lower().endswith(".zspy")
+        return bool(path.rstrip("/").lower().endswith(".zspy"))

@@ -56,8 +56,12 @@ def _legacy_datetime(key: str, value: Any) -> tuple[str, str]:
     if match is None:
         raise ValueError(f"cannot parse legacy datetime attribute {key}={value!r}")
     numbers = [int(n) for n in match.group(1).replace(",", " ").split()]
-    kind = datetime.date if key.startswith(f"{names.DATETIME}date") else datetime.time
-    return key[len(names.DATETIME) :], kind(*numbers).isoformat()
+    value = (
+        datetime.date(*numbers)
+        if key.startswith(f"{names.DATETIME}date")
+        else datetime.time(*numbers)  # type: ignore[arg-type]
+    )
+    return key[len(names.DATETIME) :], value.isoformat()
 
 
 def unflatten_ragged(flat: np.ndarray, shapes: np.ndarray) -> np.ndarray:
@@ -76,8 +80,8 @@ def _as_text(array: np.ndarray) -> np.ndarray:
     """Fixed-width byte strings (``|S``) read back as text, as HyperSpy does."""
     if array.dtype.kind == "S":
         try:
-            return array.astype("U")
-        except UnicodeDecodeError:
+            return np.char.decode(array, "utf-8")
+        except UnicodeDecodeError:  # binary content that must stay bytes
             return array
     return array
 

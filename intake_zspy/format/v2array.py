@@ -16,7 +16,7 @@ import os
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
 import numcodecs
 import numpy as np
@@ -37,9 +37,10 @@ _THREADS = max(2, os.cpu_count() or 2)
 
 def parse_dtype(descr: Any) -> np.dtype[Any]:
     """The numpy dtype of a ``.zarray`` ``dtype`` entry (string or structured list)."""
-    if isinstance(descr, list):
-        return np.dtype([tuple(field) for field in descr])
-    return np.dtype(descr)
+    dtype: np.dtype[Any] = np.dtype(
+        [tuple(field) for field in descr] if isinstance(descr, list) else descr
+    )
+    return dtype
 
 
 def _decode_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
@@ -66,7 +67,7 @@ class ArrayMeta:
     chunks: tuple[int, ...]
     dtype: np.dtype[Any]
     fill_value: Any
-    order: str
+    order: Literal["C", "F"]
     separator: str
     compressor: dict[str, Any] | None
     filters: tuple[dict[str, Any], ...]
@@ -87,7 +88,7 @@ class ArrayMeta:
                 chunks=chunks,
                 dtype=dtype,
                 fill_value=_decode_fill_value(doc.get("fill_value"), dtype),
-                order=doc.get("order", "C"),
+                order="F" if doc.get("order") == "F" else "C",
                 separator=doc.get("dimension_separator") or ".",
                 compressor=doc.get("compressor"),
                 filters=tuple(doc.get("filters") or ()),
