@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import zipfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -101,24 +102,35 @@ class FsspecStore(KeyValueStore):
         root: str,
         url: str,
         *,
-        owns_fs: bool = False,
+        zip_source: tuple[fsspec.AbstractFileSystem, str] | None = None,
         listing: dict[str, KeyInfo] | None = None,
     ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url
-        self._owns_fs = owns_fs
+        self._zip_source = zip_source
         self._listing = listing
         self._lock = threading.Lock()
+
+    @classmethod
+    def from_zip(cls, fs: fsspec.AbstractFileSystem, path: str, url: str) -> FsspecStore:
+        """A store over the zip file ``path`` of ``fs`` (read through ``fs``, any protocol)."""
+        zfs = ZipFileSystem(fo=fs.open(path, "rb"), skip_instance_cache=True)
+        return cls(zfs, "", url, zip_source=(fs, path))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         del state["_lock"]
+        if self._zip_source is not None:
+            del state["fs"]  # reopened from its source, not pickled with an open file
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        if self._zip_source is not None:
+            fs, path = self._zip_source
+            self.fs = ZipFileSystem(fo=fs.open(path, "rb"), skip_instance_cache=True)
 
     def _path(self, key: str) -> str:
         return f"{self.root}/{key}" if self.root else key
@@ -174,7 +186,7 @@ class FsspecStore(KeyValueStore):
         return value
 
     def close(self) -> None:
-        if self._owns_fs and isinstance(self.fs, ZipFileSystem):
+        if self._zip_source is not None:
             self.fs.close()
 
 
@@ -212,11 +224,17 @@ class ZarrStoreAdapter(KeyValueStore):
 
         return sync(coro)
 
+    async def _opened(self) -> Any:
+        if not self.store._is_open:
+            await self.store._open()
+        return self.store
+
     def list(self) -> dict[str, KeyInfo]:
         if self._listing is None:
 
             async def collect() -> list[str]:
-                return [key async for key in self.store.list()]
+                store = await self._opened()
+                return [key async for key in store.list()]
 
             self._listing = {k: KeyInfo(None, None) for k in self._run(collect())}
         return self._listing
@@ -228,9 +246,8 @@ class ZarrStoreAdapter(KeyValueStore):
         proto = default_buffer_prototype()
 
         async def fetch() -> list[Any]:
-            if not self.store._is_open:
-                await self.store._open()
-            return await asyncio.gather(*(self.store.get(k, prototype=proto) for k in keys))
+            store = await self._opened()
+            return await asyncio.gather(*(store.get(k, prototype=proto) for k in keys))
 
         values = self._run(fetch())
         return {k: (None if v is None else v.to_bytes()) for k, v in zip(keys, values, strict=True)}
@@ -241,10 +258,9 @@ class ZarrStoreAdapter(KeyValueStore):
         proto = default_buffer_prototype()
 
         async def put() -> None:
-            if not self.store._is_open:
-                await self.store._open()
+            store = await self._opened()
             await asyncio.gather(
-                *(self.store.set(k, proto.buffer.from_bytes(v)) for k, v in items.items())
+                *(store.set(k, proto.buffer.from_bytes(v)) for k, v in items.items())
             )
 
         self._run(put())
@@ -322,30 +338,22 @@ def open_store(
     except ImportError as exc:
         raise ImportError(f"{url}: {exc} (for s3:// install intake-zspy[s3])") from exc
     if isinstance(fs, ZipFileSystem):  # explicit zip:: chain
-        return FsspecStore(fs, "", url, owns_fs=True)
+        return FsspecStore(fs, "", url)
     if isinstance(fs, LocalFileSystem):
         if os.path.isdir(path):
             return FsspecStore(fs, path, url)
         if not os.path.exists(path):
             raise FileNotFoundError(f"{url}: no such file or directory")
-        return _open_zip(fs, path, url, options, protocol="file")
+        return _open_zip(fs, path, url)
     listing = _list_fs(fs, path)
     if listing and set(listing) != {""}:
         return FsspecStore(fs, path, url, listing=listing)
     if not fs.isfile(path):
         raise FileNotFoundError(f"{url}: no such object or prefix")
-    protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
-    return _open_zip(fs, path, url, options, protocol=protocol)
+    return _open_zip(fs, path, url)
 
 
-def _open_zip(
-    fs: fsspec.AbstractFileSystem,
-    path: str,
-    url: str,
-    options: dict[str, Any],
-    *,
-    protocol: str,
-) -> KeyValueStore:
+def _open_zip(fs: fsspec.AbstractFileSystem, path: str, url: str) -> KeyValueStore:
     with fs.open(path, "rb") as f:
         head = f.read(8)
     if head.startswith(_HDF5_MAGIC):
@@ -358,7 +366,6 @@ def _open_zip(
             f"{url}: not a zspy store: a file that is neither a zip archive nor a directory"
         )
     try:
-        zfs = ZipFileSystem(fo=path, target_protocol=protocol, target_options=options)
-    except Exception as exc:  # zipfile.BadZipFile, truncated reads, ...
+        return FsspecStore.from_zip(fs, path, url)
+    except zipfile.BadZipFile as exc:
         raise ZspyFormatError(f"{url}: damaged or truncated zip file: {exc}") from exc
-    return FsspecStore(zfs, "", url, owns_fs=True)
