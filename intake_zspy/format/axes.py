@@ -126,12 +126,11 @@ def axis_from_dict(d: dict[str, Any], size: int, where: str) -> Axis:
     ZspyFormatError
         The axis is malformed or its length disagrees with the data.
     """
+    stored = d.get("size")
     values = _values(d, size, where)
-    if values.ndim != 1 or values.shape[0] != size:
-        raise ZspyFormatError(
-            f"{where}: axis has {values.shape[0] if values.ndim else 0} values but the data "
-            f"dimension has {size}"
-        )
+    found = int(stored) if stored is not None else (values.shape[0] if values.ndim else 0)
+    if found != size or values.ndim != 1 or values.shape[0] != size:
+        raise ZspyFormatError(f"{where}: axis has {found} values but the data dimension has {size}")
     navigate = d.get("navigate")
     return Axis(
         kind=_kind_of(d),

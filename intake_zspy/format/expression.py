@@ -52,6 +52,7 @@ _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.UAdd: np.positive,
 }
 _MAX_LENGTH = 1000
+_MAX_DEPTH = 50
 
 
 @dataclass(frozen=True)
@@ -84,11 +85,19 @@ def parse(text: str) -> Expression:
         raise ZspyFormatError(f"unsupported axis expression {text!r}")
     try:
         tree = ast.parse(text.strip(), mode="eval").body
+        depth = _depth(tree)
     except SyntaxError as exc:
         raise ZspyFormatError(f"cannot parse axis expression {text!r}: {exc.msg}") from exc
+    except RecursionError as exc:
+        raise ZspyFormatError(f"axis expression {text!r} is nested too deeply") from exc
+    if depth > _MAX_DEPTH:
+        raise ZspyFormatError(f"axis expression {text!r} is nested too deeply")
+    callees = {id(n.func) for n in ast.walk(tree) if isinstance(n, ast.Call)}
     variables: set[str] = set()
     for node in ast.walk(tree):
         if isinstance(node, ast.Name):
+            if node.id in _FUNCTIONS and id(node) not in callees:
+                raise ZspyFormatError(f"function {node.id!r} used as a value in {text!r}")
             if node.id not in _FUNCTIONS and node.id not in _CONSTANTS:
                 variables.add(node.id)
         elif isinstance(node, ast.Call):
@@ -110,6 +119,11 @@ def parse(text: str) -> Expression:
                 f"unsupported syntax ({type(node).__name__}) in axis expression {text!r}"
             )
     return Expression(text, tree, frozenset(variables))
+
+
+def _depth(node: ast.AST) -> int:
+    children = list(ast.iter_child_nodes(node))
+    return 1 + max((_depth(c) for c in children), default=0)
 
 
 def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
