@@ -36,7 +36,7 @@ def good(tmp_path: Path) -> Path:
 
 
 def test_missing_path(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError, match="nope.zspy"):
+    with pytest.raises(FileNotFoundError, match=r"nope\.zspy"):
         intake_zspy.open_dataset(tmp_path / "nope.zspy")
 
 

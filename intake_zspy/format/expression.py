@@ -45,7 +45,6 @@ _BINARY: dict[type[ast.operator], Callable[[Any, Any], Any]] = {
     ast.Mult: np.multiply,
     ast.Div: np.true_divide,
     ast.Pow: np.power,
-    ast.BitXor: np.power,  # sympy reads ``^`` as power
 }
 _UNARY: dict[type[ast.unaryop], Callable[[Any], Any]] = {
     ast.USub: np.negative,
@@ -69,8 +68,9 @@ class Expression:
             raise ZspyFormatError(
                 f"expression {self.text!r} needs values for {', '.join(sorted(missing))}"
             )
+        floats = {k: np.asarray(v, dtype=np.float64) for k, v in values.items()}
         with np.errstate(all="ignore"):
-            return _evaluate(self.tree, values)
+            return _evaluate(self.tree, floats)
 
 
 def parse(text: str) -> Expression:
@@ -84,7 +84,8 @@ def parse(text: str) -> Expression:
     if not isinstance(text, str) or len(text) > _MAX_LENGTH:
         raise ZspyFormatError(f"unsupported axis expression {text!r}")
     try:
-        tree = ast.parse(text.strip(), mode="eval").body
+        # sympy reads ``^`` as power (same precedence as ``**``), so translate the text
+        tree = ast.parse(text.strip().replace("^", "**"), mode="eval").body
         depth = _depth(tree)
     except SyntaxError as exc:
         raise ZspyFormatError(f"cannot parse axis expression {text!r}: {exc.msg}") from exc
@@ -102,9 +103,15 @@ def parse(text: str) -> Expression:
                 variables.add(node.id)
         elif isinstance(node, ast.Call):
             if not (
-                isinstance(node.func, ast.Name) and node.func.id in _FUNCTIONS and not node.keywords
+                isinstance(node.func, ast.Name)
+                and node.func.id in _FUNCTIONS
+                and not node.keywords
+                and len(node.args) == 1
             ):
-                raise ZspyFormatError(f"unsupported function call in axis expression {text!r}")
+                raise ZspyFormatError(
+                    f"unsupported function call in axis expression {text!r} "
+                    "(one positional argument to a known function)"
+                )
         elif isinstance(node, ast.Constant):
             if isinstance(node.value, bool) or not isinstance(node.value, int | float):
                 raise ZspyFormatError(f"unsupported constant in axis expression {text!r}")
@@ -128,7 +135,8 @@ def _depth(node: ast.AST) -> int:
 
 def _evaluate(node: ast.expr, values: Mapping[str, Any]) -> Any:
     if isinstance(node, ast.Constant):
-        return node.value
+        assert isinstance(node.value, int | float)  # parse() admits only numbers
+        return float(node.value)
     if isinstance(node, ast.Name):
         if node.id in values:
             return values[node.id]

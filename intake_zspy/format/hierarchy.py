@@ -21,7 +21,7 @@ import numpy as np
 
 from intake_zspy.errors import StaleMetadataWarning, ZspyFormatError
 from intake_zspy.format import names
-from intake_zspy.format.v2array import ArrayMeta, V2Array, fill_boxes
+from intake_zspy.format.v2array import ArrayMeta, Box, V2Array, fill_boxes
 
 if TYPE_CHECKING:
     from intake_zspy._store import KeyValueStore
@@ -101,9 +101,10 @@ class Hierarchy:
         """Read several whole arrays with one batch of concurrent requests."""
         handles = [self.array(p) for p in paths]
         outs = [h.empty(h.shape) for h in handles]
-        fill_boxes(
-            self.store, [(h, o, [0] * len(h.shape)) for h, o in zip(handles, outs, strict=True)]
-        )
+        boxes: list[Box] = [
+            (h, o, [0] * len(h.shape), None) for h, o in zip(handles, outs, strict=True)
+        ]
+        fill_boxes(self.store, boxes)
         return {h.path: o for h, o in zip(handles, outs, strict=True)}
 
     def walk_arrays(self, path: str) -> list[str]:

@@ -13,6 +13,7 @@ import base64
 import itertools
 import math
 import os
+import struct
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,27 +36,43 @@ _FETCH_BATCH = 256
 _THREADS = max(2, os.cpu_count() or 2)
 
 
+def _descr(value: Any) -> Any:
+    """JSON lists of a structured ``dtype`` entry as the tuples numpy expects."""
+    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
+        return [(f[0], _descr(f[1]), *([tuple(f[2])] if len(f) > 2 else [])) for f in value]
+    return value
+
+
 def parse_dtype(descr: Any) -> np.dtype[Any]:
     """The numpy dtype of a ``.zarray`` ``dtype`` entry (string or structured list)."""
-    dtype: np.dtype[Any] = np.dtype(
-        [tuple(field) for field in descr] if isinstance(descr, list) else descr
-    )
+    dtype: np.dtype[Any] = np.dtype(_descr(descr))
     return dtype
+
+
+def _float(value: Any) -> float:
+    """A JSON float, where zarr writes NaN and infinities as strings."""
+    if isinstance(value, str):
+        return float(value.replace("Infinity", "inf"))
+    return float(value)
 
 
 def _decode_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
     """The fill value as a numpy scalar (zarr v2 JSON conventions)."""
-    if value is None:
-        return None
-    if dtype.kind == "O":
+    if value is None or dtype.kind == "O":
         return value
-    if dtype.kind in "fc" and isinstance(value, str):
-        return np.array(value.replace("Infinity", "inf"), dtype=dtype.base)[()]
-    if dtype.kind == "c" and isinstance(value, list):
-        return np.array(complex(*value), dtype=dtype)[()]
-    if dtype.kind in "VSU" or dtype.fields is not None:
+    if dtype.kind == "f":
+        return np.array(_float(value), dtype=dtype)[()]
+    if dtype.kind == "c":
+        if isinstance(value, list):
+            return np.array(complex(_float(value[0]), _float(value[1])), dtype=dtype)[()]
+        return np.array(complex(value), dtype=dtype)[()]
+    if dtype.kind == "U":
+        return np.array(value, dtype=dtype)[()]
+    if dtype.kind in "VS" or dtype.fields is not None:
         raw = base64.standard_b64decode(value)
-        return np.frombuffer(raw, dtype=dtype, count=1)[0]
+        if dtype.kind == "S":
+            return np.array(raw, dtype=dtype)[()]
+        return np.frombuffer(raw.ljust(dtype.itemsize, b"\0"), dtype=dtype, count=1)[0]
     return np.array(value, dtype=dtype)[()]
 
 
@@ -194,7 +211,7 @@ class V2Array:
             return self.empty(tuple(len(r) for r in picks))
         origin = [min(r[0], r[-1]) for r in picks]
         out = self.empty(tuple(abs(r[-1] - r[0]) + 1 for r in picks))
-        self._fill(out, origin)
+        fill_boxes(self.store, [(self, out, origin, picks)])
         if all(r.step == 1 for r in picks):
             return out
         return out[tuple(slice(r[0] - o, None, r.step) for r, o in zip(picks, origin, strict=True))]
@@ -210,13 +227,25 @@ class V2Array:
         return np.full(shape, meta.fill_value, dtype=meta.dtype)
 
     def plan(
-        self, origin: Sequence[int], shape: Sequence[int]
+        self,
+        origin: Sequence[int],
+        shape: Sequence[int],
+        picks: Sequence[range] | None = None,
     ) -> list[tuple[tuple[int, ...], str]]:
-        """The chunks (grid index, store key) that a box of the array touches."""
-        ranges = [
+        """The chunks (grid index, store key) that a box of the array touches.
+
+        With ``picks`` (the indices a strided selection keeps, per dimension), chunks
+        that hold none of them are skipped.
+        """
+        ranges: list[Sequence[int]] = [
             range(o // c, (o + n - 1) // c + 1) if n else range(0)
             for o, n, c in zip(origin, shape, self.meta.chunks, strict=True)
         ]
+        if picks is not None:
+            ranges = [
+                sorted({i // c for i in pick}) if abs(pick.step) > c else whole
+                for whole, pick, c in zip(ranges, picks, self.meta.chunks, strict=True)
+            ]
         return [
             (idx, f"{self.path}/{self.meta.chunk_key(idx)}") for idx in itertools.product(*ranges)
         ]
@@ -240,14 +269,13 @@ class V2Array:
             dst.append(slice(lo - o, hi - o))
         out[tuple(dst)] = chunk[tuple(src)]
 
-    def _fill(self, out: np.ndarray, origin: Sequence[int]) -> None:
-        fill_boxes(self.store, [(self, out, origin)])
-
     def decode_chunk(self, raw: bytes, key: str) -> np.ndarray:
         """Decode one chunk's bytes into an array of the full chunk shape."""
         meta = self.meta
         compressor, filters = self.codecs()
         try:
+            if compressor is not None and compressor.codec_id == "blosc":
+                _check_blosc_length(raw)
             buf: Any = compressor.decode(raw) if compressor is not None else raw
             for codec in reversed(filters):
                 buf = codec.decode(buf)
@@ -270,18 +298,32 @@ class V2Array:
             ) from exc
 
 
-def fill_boxes(
-    store: KeyValueStore, boxes: Sequence[tuple[V2Array, np.ndarray, Sequence[int]]]
-) -> None:
-    """Fill several boxes of (possibly several) arrays of one store.
+def _check_blosc_length(raw: bytes) -> None:
+    """Blosc trusts its header: a truncated buffer would be read past its end.
+
+    The 16-byte header holds, after four 1-byte fields, ``nbytes``, ``blocksize`` and
+    ``cbytes`` (the whole compressed length) as little-endian uint32.
+    """
+    if len(raw) < 16:
+        raise ValueError(f"{len(raw)} bytes, shorter than a blosc header")
+    (cbytes,) = struct.unpack_from("<I", raw, 12)
+    if cbytes != len(raw):
+        raise ValueError(f"blosc header announces {cbytes} bytes, found {len(raw)}")
+
+
+Box = tuple["V2Array", np.ndarray, Sequence[int], Sequence[range] | None]
+
+
+def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
+    """Fill boxes ``(array, out, origin, picks)`` of (possibly several) arrays of one store.
 
     The chunks of all boxes are fetched in concurrent batches of ``_FETCH_BATCH`` keys
     (one round trip each on remote stores) and decoded by a thread pool.
     """
     work = [
         (array, out, origin, idx, key)
-        for array, out, origin in boxes
-        for idx, key in array.plan(origin, out.shape)
+        for array, out, origin, picks in boxes
+        for idx, key in array.plan(origin, out.shape, picks)
     ]
     if not work:
         return
