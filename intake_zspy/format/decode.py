@@ -204,26 +204,13 @@ class ZspyFile:
                 zip(axes_dicts(h, path, len(flat.shape), decoder), flat.shape, strict=True)
             )
         ]
-        metadata = decoder.group(f"{path}/{names.METADATA}")
-        general = metadata.get("General")
-        if isinstance(general, dict) and general.get("title") == names.UNNAMED:
-            general["title"] = ""
-        attributes = decoder.group(f"{path}/{names.ATTRIBUTES}")
-        for key in (names.LEARNING_RESULTS, names.PEAK_LEARNING_RESULTS):
-            if h.is_group(f"{path}/{key}"):
-                attributes[key] = decoder.group(f"{path}/{key}")
-        attrs = h.attrs(path)
         return Signal(
             name=name,
             path=path,
             data=data,
             axes=axes,
-            metadata=metadata,
-            original_metadata=decoder.group(f"{path}/{names.ORIGINAL_METADATA}"),
-            attributes=attributes,
-            package=str(attrs.get(names.ATTR_PACKAGE, "")),
-            package_version=str(attrs.get(names.ATTR_PACKAGE_VERSION, "")),
             models=self.models(f"/{path}"),
+            **decoder.signal_parts(path),
         )
 
     def models(self, signal_path: str | None = None) -> dict[str, Any]:

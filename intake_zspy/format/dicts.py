@@ -70,8 +70,8 @@ def unflatten_ragged(flat: np.ndarray, shapes: np.ndarray) -> np.ndarray:
     for index in np.ndindex(flat.shape):
         item = flat[index]
         shape = shapes[index]
-        if item is not None and shape is not None and hasattr(item, "reshape"):
-            item = item.reshape(tuple(int(n) for n in np.asarray(shape).ravel()))
+        if item is not None and shape is not None:
+            item = np.asarray(item).reshape(tuple(int(n) for n in np.asarray(shape).ravel()))
         out[index] = item
     return out
 
@@ -174,6 +174,29 @@ class Decoder:
         """A signal nested in a dictionary (``_sig_<key>``), as a signal dictionary."""
         return signal_dict(self.h, path, self)
 
+    def signal_parts(self, path: str) -> dict[str, Any]:
+        """Everything of the signal at ``path`` but its data and axes.
+
+        As the reference reader does, an ``__unnamed__`` title reads as ``""`` and
+        decomposition results go into ``attributes``.
+        """
+        metadata = self.group(_join(path, names.METADATA))
+        general = metadata.get("General")
+        if isinstance(general, dict) and general.get("title") == names.UNNAMED:
+            general["title"] = ""
+        attributes = self.group(_join(path, names.ATTRIBUTES))
+        for key in (names.LEARNING_RESULTS, names.PEAK_LEARNING_RESULTS):
+            if self.h.is_group(_join(path, key)):
+                attributes[key] = self.group(_join(path, key))
+        attrs = self.h.attrs(path)
+        return {
+            "metadata": metadata,
+            "original_metadata": self.group(_join(path, names.ORIGINAL_METADATA)),
+            "attributes": attributes,
+            "package": str(attrs.get(names.ATTR_PACKAGE, "")),
+            "package_version": str(attrs.get(names.ATTR_PACKAGE_VERSION, "")),
+        }
+
 
 def decode_group(hierarchy: Hierarchy, path: str) -> dict[str, Any]:
     """Decode the dictionary stored in group ``path`` (empty if the group is absent)."""
@@ -200,14 +223,8 @@ def signal_dict(h: Hierarchy, path: str, decoder: Decoder | None = None) -> dict
     """A whole signal dictionary (data read), like the reference reader's."""
     decoder = decoder or Decoder(h, path)
     data = decoder.array(path, names.DATA)
-    out: dict[str, Any] = {
+    return {
         "data": data,
         "axes": axes_dicts(h, path, data.ndim, decoder),
-        "metadata": decoder.group(_join(path, names.METADATA)),
-        "original_metadata": decoder.group(_join(path, names.ORIGINAL_METADATA)),
-        "attributes": decoder.group(_join(path, names.ATTRIBUTES)),
+        **decoder.signal_parts(path),
     }
-    attrs = h.attrs(path)
-    out["package"] = attrs.get(names.ATTR_PACKAGE, "")
-    out["package_version"] = attrs.get(names.ATTR_PACKAGE_VERSION, "")
-    return out
