@@ -14,7 +14,9 @@ from intake_zspy.errors import (
     ZspyFormatError,
     ZspyVersionWarning,
 )
+from intake_zspy import accessor as _accessor  # noqa: F401 - registers ``.zspy``
 from intake_zspy.reader import open_dataset, open_datatree
+from intake_zspy.writer import to_zspy
 
 try:
     __version__ = version("intake-zspy")
@@ -33,4 +35,5 @@ __all__ = [
     "__version__",
     "open_dataset",
     "open_datatree",
+    "to_zspy",
 ]

@@ -8,11 +8,16 @@ bytes out, with concurrent bulk reads.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import posixpath
+import shutil
+import tempfile
 import threading
+import uuid
 import zipfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Self
@@ -22,8 +27,9 @@ from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.zip import ZipFileSystem
 
 from intake_zspy.errors import ZspyFormatError
+from intake_zspy.format import names
 
-__all__ = ["KeyInfo", "KeyValueStore", "open_store"]
+__all__ = ["KeyInfo", "KeyValueStore", "WriteTarget", "open_store", "resolve_target"]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -163,11 +169,13 @@ class FsspecStore(KeyValueStore):
         if not items:
             return
         paths = {self._path(k): v for k, v in items.items()}
-        if isinstance(self.fs, LocalFileSystem) and len(paths) > 1:
+        if not isinstance(self.fs, LocalFileSystem):
+            self.fs.pipe(paths)
+        elif len(paths) == 1:
+            self._put_local(*next(iter(paths.items())))
+        else:
             with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
                 list(pool.map(lambda kv: self._put_local(*kv), paths.items()))
-        else:
-            self.fs.pipe(paths)
         with self._lock:
             self._listing = None
 
@@ -369,3 +377,169 @@ def _open_zip(fs: fsspec.AbstractFileSystem, path: str, url: str) -> KeyValueSto
         return FsspecStore.from_zip(fs, path, url)
     except zipfile.BadZipFile as exc:
         raise ZspyFormatError(f"{url}: damaged or truncated zip file: {exc}") from exc
+
+
+# -- writing ---------------------------------------------------------------------------
+
+
+class WriteTarget:
+    """Where :func:`intake_zspy.to_zspy` writes, and how it replaces what is there.
+
+    ``kind`` is ``"local"`` (a directory), ``"zip"`` (one file, any filesystem) or
+    ``"prefix"`` (a key prefix on a remote filesystem such as S3).
+    """
+
+    def __init__(self, fs: fsspec.AbstractFileSystem, path: str, url: str, kind: str) -> None:
+        self.fs = fs
+        self.path = path
+        self.url = url
+        self.kind = kind
+
+    def exists(self) -> bool:
+        if isinstance(self.fs, LocalFileSystem):
+            return os.path.lexists(self.path)
+        return bool(self.fs.exists(self.path))
+
+    def _sibling(self, suffix: str) -> str:
+        parent, name = posixpath.split(self.path.rstrip("/"))
+        return posixpath.join(parent, f".{name}.{suffix}-{uuid.uuid4().hex[:8]}")
+
+    @contextlib.contextmanager
+    def staging(self) -> Iterator[KeyValueStore]:
+        """A store to write into; on success it replaces the target, on error it is removed."""
+        if self.kind == "zip":
+            with tempfile.TemporaryDirectory(prefix="intake-zspy-") as tmp:
+                yield FsspecStore(LocalFileSystem(), tmp, self.url)
+                self._publish_zip(tmp)
+            return
+        if self.kind == "prefix" and not self.exists():
+            # written in place: an interrupted write leaves a store the reader rejects
+            yield FsspecStore(self.fs, self.path, self.url)
+            return
+        staging = self._sibling("tmp")
+        try:
+            yield FsspecStore(self.fs, staging, self.url)
+        except BaseException:
+            if self.fs.exists(staging):
+                self.fs.rm(staging, recursive=True)
+            raise
+        if self.kind == "local":
+            self._swap_local(staging)
+        else:
+            self._replace_prefix(staging)
+
+    def _swap_local(self, staging: str) -> None:
+        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
+        old = None
+        if os.path.lexists(self.path):
+            old = self._sibling("old")
+            os.rename(self.path, old)
+        os.rename(staging, self.path)
+        if old is not None:
+            if os.path.isdir(old) and not os.path.islink(old):
+                shutil.rmtree(old)
+            else:
+                os.remove(old)
+
+    def _replace_prefix(self, staging: str) -> None:
+        """Copy a complete staged store over the old one, its root attributes last."""
+        last = [f"{staging}/{names.ZATTRS}", f"{staging}/{names.ZMETADATA}"]
+        keys = [k for k in self.fs.find(staging) if k not in last]
+        self.fs.rm(
+            [
+                f"{self.path}/{n}"
+                for n in (names.ZATTRS, names.ZMETADATA)
+                if self.fs.exists(f"{self.path}/{n}")
+            ]
+        )
+        self.fs.rm(self.path, recursive=True)
+        rel = len(self.fs._strip_protocol(staging).rstrip("/")) + 1
+        dest = [f"{self.path}/{self.fs._strip_protocol(k)[rel:]}" for k in keys]
+        self.fs.copy(keys, dest)
+        tail = [k for k in last if self.fs.exists(k)]
+        self.fs.copy(tail, [f"{self.path}/{posixpath.basename(k)}" for k in tail])
+        self.fs.rm(staging, recursive=True)
+
+    def _publish_zip(self, directory: str) -> None:
+        """Zip a finished directory store and put it in place in one rename or one upload."""
+        if isinstance(self.fs, LocalFileSystem):
+            parent = os.path.dirname(self.path) or "."
+            os.makedirs(parent, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", dir=parent)
+            os.close(fd)
+        else:
+            fd, tmp = tempfile.mkstemp(suffix=".zip")
+            os.close(fd)
+        try:
+            _zip_directory(directory, tmp)
+            if isinstance(self.fs, LocalFileSystem):
+                if os.path.isdir(self.path):
+                    shutil.rmtree(self.path)
+                os.replace(tmp, self.path)
+            else:
+                self.fs.put_file(tmp, self.path)
+        finally:
+            if os.path.exists(tmp):
+                os.remove(tmp)
+
+
+def _zip_directory(directory: str, dest: str) -> None:
+    """Members stored uncompressed (chunks are already compressed), root metadata last."""
+    last = (names.ZATTRS, names.ZMETADATA)
+    members = []
+    for parent, _, files in os.walk(directory):
+        for name in files:
+            full = os.path.join(parent, name)
+            members.append((os.path.relpath(full, directory).replace(os.sep, "/"), full))
+    members.sort(key=lambda m: (m[0] in last, last.index(m[0]) if m[0] in last else 0, m[0]))
+    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
+        for arcname, full in members:
+            zf.write(full, arcname)
+
+
+_READ_ONLY_PROTOCOLS = frozenset({"http", "https", "github", "ftp", "reference", "cached"})
+
+
+def resolve_target(
+    urlpath: str | os.PathLike[str],
+    storage_options: Mapping[str, Any] | None = None,
+    store_type: str | None = None,
+) -> WriteTarget:
+    """Resolve where :func:`intake_zspy.to_zspy` writes.
+
+    Parameters
+    ----------
+    urlpath
+        A local path, a ``.zip`` path or URL, ``zip::<url>``, or a remote URL
+        (``s3://bucket/run.zspy``, ``memory://run.zspy``).
+    storage_options
+        Passed to fsspec.
+    store_type
+        ``"local"``, ``"zip"`` or ``None`` (inferred from the URL).
+
+    Raises
+    ------
+    ValueError
+        Unknown ``store_type`` or a read-only protocol.
+    TypeError
+        ``urlpath`` is not a path or URL.
+    """
+    if not isinstance(urlpath, str | os.PathLike):
+        raise TypeError(f"urlpath must be a path or URL, not {type(urlpath).__name__}")
+    if store_type not in (None, "local", "zip"):
+        raise ValueError(f"store_type must be 'local', 'zip' or None, not {store_type!r}")
+    url = os.fspath(urlpath)
+    if url.startswith("zip::"):
+        url, store_type = url[len("zip::") :], "zip"
+    if "://" not in url and "::" not in url:
+        url = os.path.abspath(os.path.expanduser(url))
+    fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
+    if protocols & _READ_ONLY_PROTOCOLS:
+        raise ValueError(f"{url}: cannot write a zspy store over {min(protocols)}://")
+    if store_type is None:
+        store_type = "zip" if path.lower().endswith(".zip") else "local"
+    if store_type == "zip":
+        return WriteTarget(fs, path, url, "zip")
+    kind = "local" if isinstance(fs, LocalFileSystem) else "prefix"
+    return WriteTarget(fs, path.rstrip("/"), url, kind)

@@ -203,21 +203,22 @@ class ItemEncoder:
         self.items: dict[str, bytes] = {}
         self.docs: dict[str, dict[str, Any]] = {}
 
-    def _doc(self, key: str, doc: dict[str, Any]) -> None:
+    def doc(self, key: str, doc: dict[str, Any]) -> None:
+        """A metadata document (``.zgroup``, ``.zattrs``, ``.zarray``)."""
         self.docs[key] = doc
         self.items[key] = dumps(doc)
 
     def group(self, path: str, attrs: Mapping[str, Any] | None = None) -> None:
         """A group with attributes."""
         prefix = f"{path}/" if path else ""
-        self._doc(f"{prefix}{names.ZGROUP}", {"zarr_format": 2})
+        self.doc(f"{prefix}{names.ZGROUP}", {"zarr_format": 2})
         if attrs:
-            self._doc(f"{prefix}{names.ZATTRS}", json_safe(dict(attrs), path))
+            self.doc(f"{prefix}{names.ZATTRS}", json_safe(dict(attrs), path))
 
     def add_attrs(self, path: str, attrs: Mapping[str, Any]) -> None:
         key = f"{path}/{names.ZATTRS}" if path else names.ZATTRS
         merged = {**self.docs.get(key, {}), **json_safe(dict(attrs), path)}
-        self._doc(key, merged)
+        self.doc(key, merged)
 
     def array(self, path: str, data: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:
         """A whole in-memory array (metadata arrays, axis vectors, small data)."""
@@ -247,7 +248,7 @@ class ItemEncoder:
         self._write(path, encoder, data)
 
     def _write(self, path: str, encoder: ArrayEncoder, data: np.ndarray) -> None:
-        self._doc(f"{path}/{names.ZARRAY}", encoder.zarray())
+        self.doc(f"{path}/{names.ZARRAY}", encoder.zarray())
         for index in encoder.grid():
             self.items[f"{path}/{encoder.key(index)}"] = encoder.encode_chunk(
                 data[encoder.region(index)]
@@ -341,27 +342,35 @@ class ItemEncoder:
 
 
 def _object_payload(data: np.ndarray, where: str) -> tuple[np.ndarray, Any, np.ndarray | None]:
-    """Flatten a ragged object array; choose its codec; collect element shapes."""
+    """Flatten a ragged object array, choose its object codec and collect element shapes.
+
+    Elements that are numeric arrays use ``vlen-array``; other arrays (strings) and
+    lists use ``msgpack2``; plain strings use ``vlen-utf8``. Array elements are stored
+    flattened, with their shapes in a ``_ragged_shapes_`` companion.
+    """
     items = [x for x in data.ravel() if x is not None]
     if items and all(isinstance(x, str) for x in items):
         return data, numcodecs.VLenUTF8(), None
-    if items and all(isinstance(x, np.ndarray) and x.dtype.kind in "biuf" for x in items):
-        dtypes = {x.dtype for x in items}
-        element = np.result_type(*dtypes)
-        flat = np.empty(data.shape, dtype=object)
-        shapes = np.empty(data.shape, dtype=object)
-        for index in np.ndindex(data.shape):
-            x = data[index]
+    arrays = bool(items) and all(isinstance(x, np.ndarray) for x in items)
+    numeric = arrays and all(x.dtype.kind in "biuf" for x in items)
+    element = np.result_type(*{x.dtype for x in items}) if numeric else None
+    flat = np.empty(data.shape, dtype=object)
+    shapes = np.empty(data.shape, dtype=object) if arrays else None
+    for index in np.ndindex(data.shape):
+        x: Any = data[index]
+        if arrays:
             x = np.zeros(0, dtype=element) if x is None else np.asarray(x, dtype=element)
-            flat[index] = x.ravel()
-            shapes[index] = np.asarray(x.shape, dtype="<i8")
+            shapes[index] = np.asarray(x.shape, dtype="<i8")  # type: ignore[index]
+            x = x.ravel() if numeric else x.ravel().tolist()
+        elif isinstance(x, np.ndarray):
+            x = x.tolist()
+        flat[index] = x
+    if numeric:
+        assert element is not None
         return flat, numcodecs.VLenArray(element.str), shapes
+    codec = numcodecs.MsgPack()
     try:
-        packed = np.empty(data.shape, dtype=object)
-        for index in np.ndindex(data.shape):
-            x = data[index]
-            packed[index] = x.tolist() if isinstance(x, np.ndarray) else x
-        numcodecs.MsgPack().encode(packed.ravel())
+        codec.encode(flat.ravel())
     except Exception as exc:
         raise TypeError(f"{where}: object array items cannot be stored (msgpack: {exc})") from exc
-    return packed, numcodecs.MsgPack(), None
+    return flat, codec, shapes

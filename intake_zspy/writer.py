@@ -1,0 +1,340 @@
+"""Write xarray objects as zspy stores that HyperSpy loads unchanged.
+
+Crash safety comes from the order of writes: the root ``.zgroup`` first (it also proves
+the target is writable), then every data chunk, then the other metadata documents, and
+the root attributes (``file_format``) and ``.zmetadata`` last. An interrupted store
+therefore lacks its root attributes, and the reader rejects it with
+:class:`~intake_zspy.errors.IncompleteStoreError` instead of returning wrong content.
+Existing stores are replaced only once the new one is complete (see :func:`to_zspy`).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import xarray as xr
+
+from intake_zspy._store import KeyValueStore, resolve_target
+from intake_zspy.dataset import SignalSpec, dataset_to_signal
+from intake_zspy.format import names
+from intake_zspy.format.encode import DEFAULT_COMPRESSOR, ArrayEncoder, ItemEncoder
+
+__all__ = ["DEFAULT_COMPRESSOR", "to_zspy"]
+
+#: Chunks of in-memory data hold whole signals, up to about this many bytes.
+TARGET_CHUNK_BYTES = 32 * 2**20
+_THREADS = max(2, os.cpu_count() or 2)
+_PUT_BATCH = 2 * _THREADS
+
+
+def to_zspy(
+    obj: xr.DataArray | xr.Dataset | xr.DataTree,
+    urlpath: str | os.PathLike[str],
+    *,
+    storage_options: Mapping[str, Any] | None = None,
+    store_type: str | None = None,
+    overwrite: bool = False,
+    compressor: Any = DEFAULT_COMPRESSOR,
+    chunks: Mapping[str, int] | Sequence[int] | None = None,
+    consolidated: bool = True,
+    progress: bool = False,
+    signal_dims: int | Sequence[str] | None = None,
+) -> str:
+    """Write ``obj`` as a zspy store.
+
+    Parameters
+    ----------
+    obj
+        A DataArray, a Dataset with one data variable (``data`` or the only one), or a
+        DataTree whose nodes with data each become one ``Experiments/`` signal.
+    urlpath
+        Where to write: a local path, ``s3://bucket/run.zspy``, ``memory://...``, a path
+        or URL ending in ``.zip``, or ``zip::<url>``.
+    storage_options
+        Passed to fsspec (e.g. s3fs credentials and ``client_kwargs``).
+    store_type
+        ``"local"`` (nested directory, HyperSpy's default), ``"zip"`` (one file) or
+        ``None`` to infer it from the URL (``.zip`` or ``zip::`` means zip; ``s3://``
+        and other remote URLs mean a key prefix).
+    overwrite
+        Replace an existing store. The old store is only removed once the new one is
+        complete: locally the new store is written to a temporary sibling and swapped
+        in; a zip file is replaced in one rename or one PUT; a remote prefix is written
+        to a temporary prefix first, then copied over the old one with its root
+        attributes last.
+    compressor
+        A numcodecs compressor; HyperSpy's default is Blosc zstd level 1 with shuffle.
+    chunks
+        Chunk shape of the data, by dim name or as a tuple. Default: the dask chunks of
+        dask data, else whole signals per chunk up to about 32 MB.
+    consolidated
+        Also write ``.zmetadata`` (what RosettaSciIO >= 0.15 writes).
+    progress
+        Show a progress bar while data chunks are written.
+    signal_dims
+        Signal dims of objects whose coordinates carry no ``navigate`` attrs (see
+        :func:`intake_zspy.dataset.dataset_to_signal`).
+
+    Returns
+    -------
+    str
+        The URL written.
+
+    Raises
+    ------
+    FileExistsError
+        The target exists and ``overwrite`` is false; nothing is touched.
+    TypeError, ValueError
+        The object cannot be stored as zspy; raised before anything is written.
+    """
+    specs = _signal_specs(obj, signal_dims)
+    plan = _Plan(specs, compressor, chunks)  # validates and encodes metadata up front
+    target = resolve_target(urlpath, storage_options, store_type)
+    if target.exists() and not overwrite:
+        raise FileExistsError(f"{target.url}: already exists; pass overwrite=True to replace it")
+    with target.staging() as store:
+        plan.write(store, progress=progress, consolidated=consolidated)
+    return target.url
+
+
+def _signal_specs(
+    obj: xr.DataArray | xr.Dataset | xr.DataTree, signal_dims: int | Sequence[str] | None
+) -> list[SignalSpec]:
+    if isinstance(obj, xr.DataTree):
+        specs = []
+        for node in obj.subtree:
+            if node.data_vars:
+                ds = node.to_dataset(inherit=False)
+                if "zspy_signal" not in ds.attrs and node.name:
+                    ds.attrs["zspy_signal"] = str(node.name)
+                specs.append(dataset_to_signal(ds, signal_dims=signal_dims))
+        if not specs:
+            raise ValueError("the DataTree has no node with data to write")
+    elif isinstance(obj, xr.DataArray | xr.Dataset):
+        specs = [dataset_to_signal(obj, signal_dims=signal_dims)]
+    else:
+        raise TypeError(
+            f"cannot write a {type(obj).__name__}; pass a DataArray, Dataset or DataTree"
+        )
+    groups = [s.group for s in specs]
+    if len(set(groups)) != len(groups):
+        raise ValueError(f"two signals would share an Experiments/ group name: {groups}")
+    return specs
+
+
+def _check_dtype(dtype: np.dtype[Any], group: str) -> None:
+    fields: Mapping[str, Any] = dtype.fields or {}
+    kinds = [f[0].base.kind for f in fields.values()] or [dtype.kind]
+    if dtype.kind != "O" and not all(kind in "biufc" for kind in kinds):
+        raise TypeError(
+            f"signal {group!r}: data of dtype {dtype} cannot be stored in zspy (HyperSpy "
+            "stores booleans, integers, floats, complex numbers, structured records of "
+            "those, and ragged object arrays)"
+        )
+
+
+def _default_chunks(
+    shape: tuple[int, ...], dtype: np.dtype[Any], axes: list[dict[str, Any]]
+) -> tuple[int, ...]:
+    """Whole signals per chunk, as many as fit in ``TARGET_CHUNK_BYTES``."""
+    chunks = [n if not axis["navigate"] else 1 for n, axis in zip(shape, axes, strict=True)]
+    budget = max(1, TARGET_CHUNK_BYTES // max(1, math.prod(chunks) * dtype.itemsize))
+    for i in reversed(range(len(shape))):
+        if axes[i]["navigate"]:
+            chunks[i] = max(1, min(shape[i], budget))
+            budget //= chunks[i]
+    return tuple(chunks)
+
+
+def _requested_chunks(
+    chunks: Mapping[str, int] | Sequence[int], shape: tuple[int, ...], dims: Sequence[str]
+) -> tuple[int, ...]:
+    if isinstance(chunks, Mapping):
+        unknown = set(chunks) - set(dims)
+        if unknown:
+            raise ValueError(f"chunks names unknown dims {sorted(unknown)}; dims are {list(dims)}")
+        values = [chunks.get(d, n) for d, n in zip(dims, shape, strict=True)]
+    else:
+        values = list(chunks)
+        if len(values) != len(shape):
+            raise ValueError(f"chunks {tuple(values)} do not match the data's {len(shape)} dims")
+    return tuple(
+        n if c in (None, -1) else max(1, min(int(c), max(n, 1)))
+        for c, n in zip(values, shape, strict=True)
+    )
+
+
+@dataclass
+class _DataJob:
+    path: str
+    data: Any
+    encoder: ArrayEncoder
+
+
+class _Plan:
+    """Every item to write, prepared (and validated) before the first byte is written."""
+
+    def __init__(
+        self,
+        specs: list[SignalSpec],
+        compressor: Any,
+        chunks: Mapping[str, int] | Sequence[int] | None,
+    ) -> None:
+        self.meta = ItemEncoder(compressor)
+        self.jobs: list[_DataJob] = []
+        self.meta.group(
+            "",
+            {
+                names.ATTR_FILE_FORMAT: names.FILE_FORMAT,
+                names.ATTR_FORMAT_VERSION: names.FORMAT_VERSION,
+            },
+        )
+        self.meta.group(names.EXPERIMENTS)
+        for spec in specs:
+            self._signal(spec, compressor, chunks)
+        models = [(spec, name, model) for spec in specs for name, model in spec.models.items()]
+        if models:
+            self.meta.group("Analysis")
+            self.meta.group(names.MODELS)
+        for spec, name, model in models:
+            owner = {names.MODEL_SIGNAL_ATTR: f"/{names.EXPERIMENTS}/{spec.group}"}
+            self.meta.dictionary(f"{names.MODELS}/{name}", model, attrs=owner)
+
+    def _signal(
+        self, spec: SignalSpec, compressor: Any, chunks: Mapping[str, int] | Sequence[int] | None
+    ) -> None:
+        if "/" in spec.group or spec.group in ("", ".", ".."):
+            raise ValueError(f"{spec.group!r} cannot be an Experiments/ group name")
+        path = f"{names.EXPERIMENTS}/{spec.group}"
+        dtype = np.dtype(spec.data.dtype)
+        _check_dtype(dtype, spec.group)
+        m = self.meta
+        for i, axis in enumerate(spec.axes):
+            m.axis(f"{path}/{names.AXIS_PREFIX}{i}", axis)
+        m.dictionary(f"{path}/{names.METADATA}", spec.metadata)
+        m.dictionary(f"{path}/{names.ORIGINAL_METADATA}", spec.original_metadata)
+        m.dictionary(f"{path}/{names.ATTRIBUTES}", spec.attributes)
+        m.dictionary(
+            f"{path}/{names.LEARNING_RESULTS}",
+            spec.learning_results.get(names.LEARNING_RESULTS, {}),
+        )
+        if names.PEAK_LEARNING_RESULTS in spec.learning_results:
+            m.dictionary(
+                f"{path}/{names.PEAK_LEARNING_RESULTS}",
+                spec.learning_results[names.PEAK_LEARNING_RESULTS],
+            )
+        m.group(
+            path,
+            {names.ATTR_PACKAGE: spec.package, names.ATTR_PACKAGE_VERSION: spec.package_version},
+        )
+        data_path = f"{path}/{names.DATA}"
+        shape = tuple(int(n) for n in spec.data.shape)
+        if dtype.kind == "O":  # ragged: encoded whole, with its element shapes
+            m.array(data_path, np.asarray(spec.data))
+            return
+        if chunks is not None:
+            chunk_shape = _requested_chunks(chunks, shape, spec.dims)
+        elif _is_dask(spec.data):
+            chunk_shape = tuple(max(c) if c else 1 for c in spec.data.chunks)
+        else:
+            chunk_shape = _default_chunks(shape, dtype, spec.axes)
+        encoder = ArrayEncoder(shape, dtype, chunk_shape, compressor)
+        m.doc(f"{data_path}/{names.ZARRAY}", encoder.zarray())
+        self.jobs.append(_DataJob(data_path, spec.data, encoder))
+
+    def write(self, store: KeyValueStore, *, progress: bool, consolidated: bool) -> None:
+        items = dict(self.meta.items)
+        store.put_many({names.ZGROUP: items.pop(names.ZGROUP)})
+        for job in self.jobs:
+            _write_data(store, job, progress)
+        root_attrs = items.pop(names.ZATTRS)
+        store.put_many(items)
+        store.put_many({names.ZATTRS: root_attrs})
+        if consolidated:
+            store.put_many({names.ZMETADATA: self.meta.consolidated()})
+
+
+def _is_dask(data: Any) -> bool:
+    return type(data).__module__.startswith("dask")
+
+
+def _write_data(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
+    if _is_dask(job.data):
+        _write_dask(store, job, progress)
+        return
+    data = np.asarray(job.data)
+    indices = list(job.encoder.grid())
+    bar = _progress_bar(len(indices), job.path) if progress else None
+
+    def encode(index: tuple[int, ...]) -> tuple[str, bytes]:
+        return f"{job.path}/{job.encoder.key(index)}", job.encoder.encode_chunk(
+            data[job.encoder.region(index)]
+        )
+
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
+        for batch in _batches(indices, _PUT_BATCH):
+            store.put_many(dict(pool.map(encode, batch)))
+            if bar is not None:
+                bar.update(len(batch))
+    if bar is not None:
+        bar.close()
+
+
+def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def _put_block(
+    store: KeyValueStore,
+    path: str,
+    encoder: ArrayEncoder,
+    index: tuple[int, ...],
+    block: np.ndarray,
+) -> int:
+    store.put_many({f"{path}/{encoder.key(index)}": encoder.encode_chunk(np.asarray(block))})
+    return 0
+
+
+def _write_dask(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
+    """Each dask block is one chunk, encoded and written by the task that computes it."""
+    import dask
+
+    data = job.data.rechunk(job.encoder.chunks)
+    put = dask.delayed(_put_block, pure=False)
+    blocks = data.to_delayed()
+    tasks = [
+        put(store, job.path, job.encoder, index, blocks[index])
+        for index in np.ndindex(*data.numblocks)
+    ]
+    if not progress:
+        dask.compute(*tasks)
+        return
+    try:
+        from distributed import get_client
+        from distributed import progress as dist_progress
+
+        client = get_client()
+    except (ImportError, ValueError):
+        from dask.diagnostics import ProgressBar
+
+        with ProgressBar():
+            dask.compute(*tasks)
+        return
+    futures = client.compute(tasks)
+    dist_progress(futures)
+    client.gather(futures)
+
+
+def _progress_bar(total: int, what: str) -> Any:
+    try:
+        from tqdm.auto import tqdm
+    except ImportError as exc:
+        raise ImportError("progress=True needs tqdm: pip install intake-zspy[progress]") from exc
+    return tqdm(total=total, desc=f"writing {what}", unit="chunk")
