@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from importlib.metadata import PackageNotFoundError, version
 
+from intake_zspy import accessor as _accessor  # noqa: F401 - registers ``.zspy``
 from intake_zspy.errors import (
     ChunkDecodeError,
     IncompleteStoreError,
@@ -14,7 +15,6 @@ from intake_zspy.errors import (
     ZspyFormatError,
     ZspyVersionWarning,
 )
-from intake_zspy import accessor as _accessor  # noqa: F401 - registers ``.zspy``
 from intake_zspy.reader import open_dataset, open_datatree
 from intake_zspy.writer import to_zspy
 

@@ -23,5 +23,5 @@ class ZspyAccessor:
         return to_zspy(self._obj, urlpath, **kwargs)
 
 
-xr.register_dataarray_accessor("zspy")(ZspyAccessor)
-xr.register_dataset_accessor("zspy")(ZspyAccessor)
+xr.register_dataarray_accessor("zspy")(ZspyAccessor)  # type: ignore[no-untyped-call]
+xr.register_dataset_accessor("zspy")(ZspyAccessor)  # type: ignore[no-untyped-call]
