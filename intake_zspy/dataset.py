@@ -316,19 +316,19 @@ def dataset_to_signal(
     extra = _extras(obj, var, attrs, dims)
     if extra:
         metadata[XARRAY_KEY] = extra
-    attributes = _copy_tree(attrs.get("attributes", {}))
+    # Objects from zspy keep their attributes as read; fresh ones get HyperSpy's defaults.
+    attributes = _copy_tree(attrs.get("attributes", {"_lazy": False, names.LEARNING_RESULTS: {}}))
     if attributes.get("ragged") and not ragged:
         raise TypeError(
             f"attrs say the signal is ragged but the data has dtype {var.dtype}; ragged data "
             "must be an object array of per-position arrays"
         )
+    attributes["ragged"] = ragged
     learning = {
         key: attributes.pop(key)
         for key in (names.LEARNING_RESULTS, names.PEAK_LEARNING_RESULTS)
         if isinstance(attributes.get(key), dict)
     }
-    attributes["ragged"] = ragged
-    attributes.setdefault("_lazy", False)
     return SignalSpec(
         group=str(attrs.get("zspy_signal") or group_name(title)),
         data=var.data,

@@ -220,15 +220,8 @@ class _Plan:
         m.dictionary(f"{path}/{names.METADATA}", spec.metadata)
         m.dictionary(f"{path}/{names.ORIGINAL_METADATA}", spec.original_metadata)
         m.dictionary(f"{path}/{names.ATTRIBUTES}", spec.attributes)
-        m.dictionary(
-            f"{path}/{names.LEARNING_RESULTS}",
-            spec.learning_results.get(names.LEARNING_RESULTS, {}),
-        )
-        if names.PEAK_LEARNING_RESULTS in spec.learning_results:
-            m.dictionary(
-                f"{path}/{names.PEAK_LEARNING_RESULTS}",
-                spec.learning_results[names.PEAK_LEARNING_RESULTS],
-            )
+        for key, results in spec.learning_results.items():
+            m.dictionary(f"{path}/{key}", results)
         m.group(
             path,
             {names.ATTR_PACKAGE: spec.package, names.ATTR_PACKAGE_VERSION: spec.package_version},
