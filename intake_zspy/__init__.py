@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
 from intake_zspy import accessor as _accessor  # noqa: F401 - registers ``.zspy``
 from intake_zspy.errors import (
@@ -18,6 +20,20 @@ from intake_zspy.errors import (
 from intake_zspy.reader import open_dataset, open_datatree
 from intake_zspy.writer import to_zspy
 
+#: intake adapters, imported on first use so that ``import intake_zspy`` stays light
+_LAZY = {
+    "ZspySource": "intake_zspy.source",
+    "ZspyExperimentsCatalog": "intake_zspy.catalog",
+    "ZspyStoresCatalog": "intake_zspy.catalog",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
+    raise AttributeError(f"module 'intake_zspy' has no attribute {name!r}")
+
+
 try:
     __version__ = version("intake-zspy")
 except PackageNotFoundError:  # pragma: no cover - running from a source tree
@@ -30,7 +46,10 @@ __all__ = [
     "StaleMetadataWarning",
     "UnsupportedCodecError",
     "ZspyError",
+    "ZspyExperimentsCatalog",
     "ZspyFormatError",
+    "ZspySource",
+    "ZspyStoresCatalog",
     "ZspyVersionWarning",
     "__version__",
     "open_dataset",

@@ -375,7 +375,7 @@ def _open_zip(fs: fsspec.AbstractFileSystem, path: str, url: str) -> KeyValueSto
         )
     try:
         return FsspecStore.from_zip(fs, path, url)
-    except zipfile.BadZipFile as exc:
+    except (zipfile.BadZipFile, ValueError, OSError) as exc:
         raise ZspyFormatError(f"{url}: damaged or truncated zip file: {exc}") from exc
 
 

@@ -126,7 +126,8 @@ class ZspyFile:
         attrs = h.attrs("")
         file_format = attrs.get(names.ATTR_FILE_FORMAT)
         if file_format is None:
-            if self.signal_names():
+            prefix = f"{names.EXPERIMENTS}/"
+            if self.signal_names() or any(k.startswith(prefix) for k in self.store.list()):
                 raise IncompleteStoreError(
                     f"{url}: incomplete store: it holds {names.EXPERIMENTS}/ but no root "
                     f"attributes ({names.ATTR_FILE_FORMAT}), which a writer stores last; "

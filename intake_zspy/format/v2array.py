@@ -14,7 +14,7 @@ import itertools
 import math
 import os
 import struct
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -31,8 +31,10 @@ if TYPE_CHECKING:
 
 __all__ = ["ArrayMeta", "V2Array", "fill_boxes", "parse_dtype"]
 
-#: Chunks fetched per round trip when reading many of them.
+#: Chunks fetched per round trip when reading many of them ...
 _FETCH_BATCH = 256
+#: ... as long as their decoded size stays within this budget (bounds peak memory).
+_FETCH_BYTES = 256 * 2**20
 _THREADS = max(2, os.cpu_count() or 2)
 
 
@@ -314,6 +316,22 @@ def _check_blosc_length(raw: bytes) -> None:
 Box = tuple["V2Array", np.ndarray, Sequence[int], Sequence[range] | None]
 
 
+def _batches(work: list[Any]) -> Iterator[list[Any]]:
+    """Consecutive runs of ``work`` items within the fetch count and byte budgets."""
+    batch: list[Any] = []
+    size = 0
+    for item in work:
+        meta = item[0].meta
+        nbytes = math.prod(meta.chunks) * (meta.dtype.itemsize if not meta.is_object else 64)
+        if batch and (len(batch) >= _FETCH_BATCH or size + nbytes > _FETCH_BYTES):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += nbytes
+    if batch:
+        yield batch
+
+
 def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
     """Fill boxes ``(array, out, origin, picks)`` of (possibly several) arrays of one store.
 
@@ -332,8 +350,7 @@ def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
         array.place(out, origin, idx, key, store.get(key))
         return
     with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-        for start in range(0, len(work), _FETCH_BATCH):
-            batch = work[start : start + _FETCH_BATCH]
+        for batch in _batches(work):
             raws = store.get_many(item[4] for item in batch)
             futures = [
                 pool.submit(array.place, out, origin, idx, key, raws[key])

@@ -1,0 +1,398 @@
+"""Find zspy stores under a URL and summarise them from their metadata documents.
+
+:func:`find_stores` makes **one** recursive listing of the URL (``fs.find``), picks the
+store roots out of it, fetches the few metadata documents a summary needs for every
+directory store in **one** concurrent ``fs.cat`` call (the root ``.zmetadata`` when the
+listing shows one, else the root and per-signal documents), and opens zip stores
+concurrently in a thread pool. No array data is read.
+
+A store that cannot be summarised becomes a :class:`StoreInfo` carrying the error,
+so one bad store never hides the others.
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import re
+from collections.abc import Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from glob import has_magic
+from typing import Any
+
+import fsspec
+from fsspec.utils import glob_translate
+
+from intake_zspy._store import KeyInfo, KeyValueStore, open_store
+from intake_zspy.errors import ZspyError, ZspyFormatError
+from intake_zspy.format import names
+from intake_zspy.format.decode import ZspyFile, open_file
+from intake_zspy.format.hierarchy import Hierarchy
+from intake_zspy.format.v2array import parse_dtype
+
+__all__ = [
+    "StoreInfo",
+    "describe_signal",
+    "describe_store",
+    "find_stores",
+    "summarize_file",
+    "summarize_signal",
+]
+
+#: Threads opening zip stores at once (each needs a few reads of its central directory).
+ZIP_WORKERS = 16
+SUFFIX = ".zspy"
+
+#: The documents a summary needs when a directory store has no ``.zmetadata``.
+_SUMMARY_DOCS = re.compile(
+    rf"^(\{names.ZGROUP}|\{names.ZATTRS}|{names.EXPERIMENTS}/\{names.ZGROUP}"
+    rf"|{names.EXPERIMENTS}/[^/]+/(\{names.ZGROUP}|\{names.ZATTRS}|{names.DATA}/\{names.ZARRAY}"
+    rf"|{names.AXIS_PREFIX}\d+/\{names.ZATTRS}|{names.METADATA}/(General|Signal)/\{names.ZATTRS}))$"
+)
+
+
+@dataclass
+class StoreInfo:
+    """What the catalog knows about one store found under a URL.
+
+    ``signals`` holds one :func:`summarize_signal` dict per signal; ``error`` and
+    ``error_type`` are set instead when the store could not be read.
+    """
+
+    name: str
+    url: str
+    kind: str
+    size: int
+    signals: list[dict[str, Any]] = field(default_factory=list)
+    format_version: str = ""
+    error: str | None = None
+    error_type: str | None = None
+
+
+def _plain(value: Any) -> Any:
+    """``None`` for HyperSpy's ``"_None_"``; numbers and strings as plain Python."""
+    if value is None or value == names.NONE:
+        return None
+    if isinstance(value, bool | int | float | str):
+        return value
+    return str(value)
+
+
+def summarize_signal(h: Hierarchy, name: str) -> dict[str, Any]:
+    """Title, type, shape, dtype and axes of signal ``name``, from metadata documents only.
+
+    Parameters
+    ----------
+    h
+        The store's metadata documents.
+    name
+        The ``Experiments/<name>`` group.
+
+    Returns
+    -------
+    dict
+        Plain Python values (YAML-safe): ``signal``, ``title``, ``signal_type``,
+        ``shape``, ``dtype`` and ``axes`` (``name``, ``units``, ``navigate``, ``size``).
+    """
+    path = f"{names.EXPERIMENTS}/{name}"
+    title = _plain(h.attrs(f"{path}/{names.METADATA}/General").get("title"))
+    signal_type = _plain(h.attrs(f"{path}/{names.METADATA}/Signal").get("signal_type"))
+    zarray = h.docs.get(f"{path}/{names.DATA}/{names.ZARRAY}", {})
+    shape = [int(n) for n in zarray.get("shape", [])]
+    try:
+        dtype = str(parse_dtype(zarray["dtype"]))
+    except (KeyError, TypeError, ValueError):
+        dtype = ""
+    axes = []
+    for i, size in enumerate(shape):
+        attrs = h.attrs(f"{path}/{names.AXIS_PREFIX}{i}")
+        navigate = _plain(attrs.get("navigate"))
+        axes.append(
+            {
+                "name": _plain(attrs.get("name")),
+                "units": _plain(attrs.get("units")),
+                "navigate": None if navigate is None else bool(navigate),
+                "size": size,
+            }
+        )
+    return {
+        "signal": name,
+        "title": "" if title is None else str(title),
+        "signal_type": "" if signal_type is None else str(signal_type),
+        "shape": shape,
+        "dtype": dtype,
+        "axes": axes,
+    }
+
+
+def summarize_file(file: ZspyFile) -> list[dict[str, Any]]:
+    """:func:`summarize_signal` for every signal of an opened store."""
+    return [summarize_signal(file.hierarchy, name) for name in file.signal_names()]
+
+
+def describe_signal(summary: Mapping[str, Any]) -> str:
+    """One line for a signal: ``"<title> (<signal type>), <dtype> <shape>"``."""
+    title = summary.get("title") or summary.get("signal", "")
+    kind = summary.get("signal_type") or "signal"
+    shape = "x".join(str(n) for n in summary.get("shape", [])) or "scalar"
+    dtype = summary.get("dtype", "")
+    return f"{title} ({kind}), {dtype} {shape}".strip()
+
+
+def describe_store(info: StoreInfo) -> str:
+    """One line for a store: its signals, or the error that made it unreadable."""
+    if info.error is not None:
+        return f"unreadable zspy store: {info.error_type}: {info.error}"
+    return "; ".join(describe_signal(s) for s in info.signals)
+
+
+class _Snapshot(KeyValueStore):
+    """A store known only from a listing: enough for :class:`ZspyFile` to validate."""
+
+    def __init__(self, url: str, listing: dict[str, KeyInfo]) -> None:
+        self.url = url
+        self._listing = listing
+
+    def list(self) -> dict[str, KeyInfo]:
+        return self._listing
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        raise NotImplementedError("a listing snapshot holds no data")
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        raise NotImplementedError("a listing snapshot is read-only")
+
+
+def _parse(raw: object, url: str, key: str) -> dict[str, Any]:
+    if isinstance(raw, BaseException):
+        raise OSError(f"{url}: reading {key!r} failed: {raw}") from raw
+    if not isinstance(raw, bytes):
+        raise ZspyFormatError(f"{url}: {key!r} could not be read")
+    try:
+        doc = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ZspyFormatError(f"{url}: {key!r} is not valid JSON: {exc}") from exc
+    if not isinstance(doc, dict):
+        raise ZspyFormatError(f"{url}: {key!r} is not a JSON object")
+    return doc
+
+
+def _docs(url: str, raws: dict[str, object]) -> dict[str, dict[str, Any]]:
+    """Metadata documents of one store from fetched keys (``.zmetadata`` or single docs)."""
+    if names.ZMETADATA in raws:
+        meta = _parse(raws[names.ZMETADATA], url, names.ZMETADATA).get("metadata")
+        if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
+            raise ZspyFormatError(f"{url}: {names.ZMETADATA} has no valid 'metadata' mapping")
+        return {k.lstrip("/"): v for k, v in meta.items()}
+    return {key: _parse(raw, url, key) for key, raw in raws.items()}
+
+
+def _declares_zspy(docs: Mapping[str, Mapping[str, Any]]) -> bool:
+    file_format = docs.get(names.ZATTRS, {}).get(names.ATTR_FILE_FORMAT)
+    return str(file_format).lower() == names.FILE_FORMAT.lower()
+
+
+def _error(info: StoreInfo, exc: BaseException) -> StoreInfo:
+    info.error = str(exc)
+    info.error_type = type(exc).__name__
+    return info
+
+
+def _roots(paths: Iterable[str]) -> tuple[list[str], list[str]]:
+    """Directory store roots and zip stores among listed file paths (outermost only)."""
+    dirs: set[str] = set()
+    zips: set[str] = set()
+    for path in paths:
+        parent, base = posixpath.split(path)
+        if base == names.ZGROUP:
+            dirs.add(parent)
+        elif base.lower().endswith(SUFFIX):
+            zips.add(path)
+        parts = parent.split("/")
+        for i, part in enumerate(parts):
+            if part.lower().endswith(SUFFIX):
+                dirs.add("/".join(parts[: i + 1]))
+                break
+    outer: list[str] = []
+    for root in sorted(dirs, key=lambda p: (p.count("/"), p)):
+        if not any(root.startswith(f"{o}/") for o in outer):
+            outer.append(root)
+    inside = [z for z in zips if not any(z.startswith(f"{o}/") for o in outer)]
+    return outer, sorted(inside)
+
+
+def _owner(path: str, roots: set[str]) -> str | None:
+    """The store root that ``path`` lies under, if any."""
+    parent = posixpath.dirname(path)
+    while parent not in ("", "/"):
+        if parent in roots:
+            return parent
+        parent = posixpath.dirname(parent)
+    return parent if parent in roots else None
+
+
+def _names(roots: list[str], base: str) -> dict[str, str]:
+    """Entry names: the path below ``base`` without ``.zspy`` (with it on a clash)."""
+
+    def rel(root: str) -> str:
+        name = root[len(base) :].strip("/") if root.startswith(base) else root
+        return name or posixpath.basename(root.rstrip("/"))
+
+    short = {r: re.sub(r"\.zspy$", "", rel(r), flags=re.IGNORECASE) or rel(r) for r in roots}
+    counts: dict[str, int] = {}
+    for name in short.values():
+        counts[name] = counts.get(name, 0) + 1
+    return {r: (short[r] if counts[short[r]] == 1 else rel(r)) for r in roots}
+
+
+def _cat(fs: fsspec.AbstractFileSystem, paths: list[str]) -> dict[str, object]:
+    """Fetch ``paths`` in one concurrent call; failures come back as exceptions."""
+    if not paths:
+        return {}
+    raws = fs.cat(paths, on_error="return")
+    return raws if isinstance(raws, dict) else {paths[0]: raws}
+
+
+def _summarize_zip(
+    url: str, storage_options: Mapping[str, Any] | None, info: StoreInfo
+) -> StoreInfo:
+    try:
+        with open_store(url, storage_options) as store:
+            file = open_file(store)
+            info.signals = summarize_file(file)
+            info.format_version = file.format_version
+    except (ZspyError, OSError, ValueError) as exc:
+        return _error(info, exc)
+    return info
+
+
+@dataclass
+class _Listing:
+    """One recursive listing of a URL: file paths (protocol stripped) and sizes."""
+
+    fs: fsspec.AbstractFileSystem
+    prefix: str
+    files: dict[str, int]
+    pattern: re.Pattern[str] | None
+    remote: bool
+
+    def url_of(self, path: str) -> str:
+        return self.fs.unstrip_protocol(path) if self.remote else path
+
+    def selected(self, paths: list[str]) -> list[str]:
+        return paths if self.pattern is None else [p for p in paths if self.pattern.match(p)]
+
+
+def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
+    fs, path = fsspec.core.url_to_fs(url, **options)
+    pattern: re.Pattern[str] | None = None
+    prefix = path.rstrip("/") or path
+    if has_magic(path):
+        static = []
+        for part in path.split("/"):
+            if has_magic(part):
+                break
+            static.append(part)
+        prefix = "/".join(static) or ("/" if path.startswith("/") else "")
+        pattern = re.compile(glob_translate(path.rstrip("/")))
+    if refresh:
+        fs.invalidate_cache(prefix)
+    found = fs.find(prefix, detail=True, withdirs=False)
+    files = {fs._strip_protocol(p): int(i.get("size") or 0) for p, i in found.items()}
+    if not files:
+        raise FileNotFoundError(
+            f"{url}: nothing found there (a missing or empty folder or prefix); check the "
+            "URL and storage_options"
+        )
+    return _Listing(fs, prefix, files, pattern, "://" in url or "::" in url)
+
+
+def _summarize_dirs(listing: _Listing, dirs: list[str]) -> dict[str, StoreInfo]:
+    """Summaries of directory stores from one concurrent fetch of their documents."""
+    per_root: dict[str, dict[str, KeyInfo]] = {d: {} for d in dirs}
+    root_set = set(dirs)
+    for path, size in listing.files.items():
+        owner = path if path in root_set else _owner(path, root_set)
+        if owner is not None:
+            per_root[owner][path[len(owner) :].lstrip("/")] = KeyInfo(size, None)
+    wanted: dict[str, tuple[str, str]] = {}
+    for d, keys in per_root.items():
+        chosen = (
+            [names.ZMETADATA]
+            if names.ZMETADATA in keys
+            else [k for k in keys if _SUMMARY_DOCS.match(k)]
+        )
+        wanted.update({f"{d}/{key}": (d, key) for key in chosen})
+    raws = _cat(listing.fs, list(wanted))
+    fetched: dict[str, dict[str, object]] = {d: {} for d in dirs}
+    for full, (d, key) in wanted.items():
+        fetched[d][key] = raws.get(full, raws.get(listing.fs._strip_protocol(full)))
+    infos: dict[str, StoreInfo] = {}
+    for d in dirs:
+        size = sum(k.size or 0 for k in per_root[d].values())
+        info = StoreInfo("", listing.url_of(d), "directory", size)
+        try:
+            docs = _docs(info.url, fetched[d])
+            if not d.lower().endswith(SUFFIX) and not _declares_zspy(docs):
+                continue  # some other zarr group: not ours to list
+            file = ZspyFile(Hierarchy(_Snapshot(info.url, per_root[d]), docs))
+            info.signals = summarize_file(file)
+            info.format_version = file.format_version
+        except (ZspyError, OSError, ValueError) as exc:
+            _error(info, exc)
+        infos[d] = info
+    return infos
+
+
+def _summarize_zips(
+    listing: _Listing, zips: list[str], options: Mapping[str, Any]
+) -> dict[str, StoreInfo]:
+    """Summaries of zip stores, opened concurrently by a thread pool."""
+    if not zips:
+        return {}
+    todo = [StoreInfo("", listing.url_of(z), "zip", listing.files[z]) for z in zips]
+    with ThreadPoolExecutor(max_workers=min(ZIP_WORKERS, len(todo))) as pool:
+        done = list(pool.map(lambda i: _summarize_zip(i.url, options, i), todo))
+    return dict(zip(zips, done, strict=True))
+
+
+def find_stores(
+    url: str,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    refresh: bool = False,
+) -> list[StoreInfo]:
+    """Find and summarise every zspy store under ``url``.
+
+    Parameters
+    ----------
+    url
+        A local folder, an fsspec URL prefix (``s3://bucket/prefix``) or a glob over
+        store paths (``s3://bucket/runs/*.zspy``, ``/data/**/*.zspy``).
+    storage_options
+        Passed to fsspec.
+    refresh
+        Drop fsspec's cached listings of ``url`` first (for reloads).
+
+    Returns
+    -------
+    list of StoreInfo
+        Sorted by entry name. Directory stores are directories holding a root
+        ``.zgroup`` (named ``*.zspy``, or any name when their root attributes say
+        ``file_format="ZSpy"``); zip stores are files named ``*.zspy``. Stores nested
+        in another store are not listed separately.
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing at all exists under ``url`` (missing or empty prefix).
+    """
+    options = dict(storage_options or {})
+    listing = _list(url, options, refresh)
+    dirs, zips = _roots(listing.files)
+    infos = _summarize_dirs(listing, listing.selected(dirs))
+    infos.update(_summarize_zips(listing, listing.selected(zips), options))
+    for root, name in _names(list(infos), listing.prefix).items():
+        infos[root].name = name
+    return sorted(infos.values(), key=lambda i: i.name)

@@ -1,0 +1,89 @@
+"""The intake v1 catalog ``zspy_cat``: one entry per signal of one zspy store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from intake.catalog.base import Catalog
+from intake.catalog.local import LocalCatalogEntry
+
+from intake_zspy import __version__
+from intake_zspy._store import open_store
+from intake_zspy.catalog._listing import describe_signal, summarize_file
+from intake_zspy.format.decode import open_file
+from intake_zspy.source import Chunks, ZspySource, check_chunks, check_mapping, check_urlpath
+
+__all__ = ["ZspyExperimentsCatalog"]
+
+
+class ZspyExperimentsCatalog(Catalog):
+    """The signals (``Experiments/<name>`` groups) of one zspy store, as a catalog.
+
+    Each entry is a :class:`~intake_zspy.source.ZspySource` named like its
+    ``Experiments/`` group, described from its title, signal type, dtype and shape, with
+    a summary (axes with units) in its metadata. Only metadata is read.
+
+    Parameters
+    ----------
+    urlpath
+        The store, as for :func:`intake_zspy.open_dataset`.
+    storage_options
+        Passed to fsspec, and to every entry.
+    chunks
+        Given to every entry (see :class:`~intake_zspy.source.ZspySource`).
+    metadata
+        Catalog metadata; the store's format version is added as
+        ``zspy_format_version``.
+    **kwargs
+        Passed to :class:`intake.catalog.Catalog` (``name``, ``ttl``, ...).
+
+    Raises
+    ------
+    TypeError
+        An argument has the wrong type.
+    FileNotFoundError, ZspyFormatError
+        From loading: nothing at ``urlpath``, or not a zspy store.
+    """
+
+    name = "zspy_cat"
+    version = __version__
+
+    def __init__(
+        self,
+        urlpath: str | os.PathLike[str],
+        storage_options: Mapping[str, Any] | None = None,
+        chunks: Chunks = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.urlpath = check_urlpath(urlpath)
+        self._options = check_mapping("storage_options", storage_options)
+        self._chunks = check_chunks(chunks)
+        kwargs.setdefault("name", os.path.basename(self.urlpath.rstrip("/")) or self.urlpath)
+        super().__init__(metadata=check_mapping("metadata", metadata), **kwargs)
+
+    def _load(self) -> None:
+        with open_store(self.urlpath, self._options or None) as store:
+            file = open_file(store)
+            summaries = summarize_file(file)
+            self.metadata["zspy_format_version"] = file.format_version
+        self._entries = {
+            s["signal"]: LocalCatalogEntry(
+                name=s["signal"],
+                description=describe_signal(s),
+                driver=ZspySource,
+                args={
+                    "urlpath": self.urlpath,
+                    "signal": s["signal"],
+                    "chunks": self._chunks,
+                    "storage_options": self._options,
+                },
+                metadata=dict(s),
+                catalog=self,
+                getenv=False,
+                getshell=False,
+            )
+            for s in summaries
+        }
