@@ -4,6 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh test
-.venv/bin/python -m ruff check intake_zspy tests benchmarks examples
+.venv/bin/python -m ruff check
 .venv/bin/python -m mypy
 exec .venv/bin/python -m pytest "$@"
