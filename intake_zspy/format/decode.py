@@ -126,8 +126,10 @@ class ZspyFile:
         attrs = h.attrs("")
         file_format = attrs.get(names.ATTR_FILE_FORMAT)
         if file_format is None:
+            # an interrupted writer leaves data chunks (Experiments/<name>/data/...) behind
             prefix = f"{names.EXPERIMENTS}/"
-            if self.signal_names() or any(k.startswith(prefix) for k in self.store.list()):
+            started = any(k.startswith(prefix) and k.count("/") >= 2 for k in self.store.list())
+            if self.signal_names() or started:
                 raise IncompleteStoreError(
                     f"{url}: incomplete store: it holds {names.EXPERIMENTS}/ but no root "
                     f"attributes ({names.ATTR_FILE_FORMAT}), which a writer stores last; "
