@@ -408,6 +408,7 @@ class WriteTarget:
     def staging(self) -> Iterator[KeyValueStore]:
         """A store to write into; on success it replaces the target, on error it is removed."""
         if self.kind == "zip":
+            self._probe()  # the store is built locally first: fail now, not after that
             with tempfile.TemporaryDirectory(prefix="intake-zspy-") as tmp:
                 yield FsspecStore(LocalFileSystem(), tmp, self.url)
                 self._publish_zip(tmp)
@@ -427,6 +428,22 @@ class WriteTarget:
             self._swap_local(staging)
         else:
             self._replace_prefix(staging)
+
+    def _probe(self) -> None:
+        """Check that the target's location takes writes, leaving nothing behind."""
+        if isinstance(self.fs, LocalFileSystem):
+            parent = os.path.dirname(self.path) or "."
+            try:
+                os.makedirs(parent, exist_ok=True)
+            except FileExistsError as exc:
+                raise NotADirectoryError(f"{self.url}: {parent} is not a directory") from exc
+            fd, probe = tempfile.mkstemp(prefix=".intake-zspy-probe-", dir=parent)
+            os.close(fd)
+            os.remove(probe)
+            return
+        probe = f"{self.path}.intake-zspy-probe-{uuid.uuid4().hex[:8]}"
+        self.fs.pipe_file(probe, b"")
+        self.fs.rm_file(probe)
 
     def _swap_local(self, staging: str) -> None:
         os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
