@@ -110,12 +110,15 @@ class FsspecStore(KeyValueStore):
         *,
         zip_source: tuple[fsspec.AbstractFileSystem, str] | None = None,
         listing: dict[str, KeyInfo] | None = None,
+        prefetched: dict[str, bytes | None] | None = None,
     ) -> None:
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url
         self._zip_source = zip_source
         self._listing = listing
+        # values fetched while the store was being resolved, handed out once
+        self._prefetched = dict(prefetched or {})
         self._lock = threading.Lock()
 
     @classmethod
@@ -149,6 +152,9 @@ class FsspecStore(KeyValueStore):
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
         keys = list(keys)
+        early = {k: self._prefetched.pop(k) for k in keys if k in self._prefetched}
+        if early:
+            return {**early, **self.get_many([k for k in keys if k not in early])}
         if not keys:
             return {}
         paths = [self._path(k) for k in keys]
@@ -196,6 +202,14 @@ class FsspecStore(KeyValueStore):
     def close(self) -> None:
         if self._zip_source is not None:
             self.fs.close()
+
+
+def _cat_or_none(fs: fsspec.AbstractFileSystem, path: str) -> bytes | None:
+    try:
+        value: bytes = fs.cat_file(path)
+    except (FileNotFoundError, IsADirectoryError):
+        return None
+    return value
 
 
 def _check_value(value: object, url: str, key: str) -> bytes | None:
@@ -342,7 +356,7 @@ def open_store(
     if "://" not in url and "::" not in url:
         url = os.path.abspath(os.path.expanduser(url))
     try:
-        fs, path = fsspec.core.url_to_fs(url, **options)
+        fs, path = fsspec.core.url_to_fs(url, **_with_defaults(url, options))
     except ImportError as exc:
         raise ImportError(f"{url}: {exc} (for s3:// install intake-zspy[s3])") from exc
     if isinstance(fs, ZipFileSystem):  # explicit zip:: chain
@@ -353,12 +367,29 @@ def open_store(
         if not os.path.exists(path):
             raise FileNotFoundError(f"{url}: no such file or directory")
         return _open_zip(fs, path, url)
-    listing = _list_fs(fs, path)
+    # one round trip: the listing (directory or zip?) and .zmetadata, concurrently
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        listed = pool.submit(_list_fs, fs, path)
+        zmetadata = pool.submit(_cat_or_none, fs, f"{path.rstrip('/')}/{names.ZMETADATA}")
+        listing, prefetched = listed.result(), {names.ZMETADATA: zmetadata.result()}
     if listing and set(listing) != {""}:
-        return FsspecStore(fs, path, url, listing=listing)
+        return FsspecStore(fs, path, url, listing=listing, prefetched=prefetched)
     if not fs.isfile(path):
         raise FileNotFoundError(f"{url}: no such object or prefix")
     return _open_zip(fs, path, url)
+
+
+#: Concurrent requests s3fs may keep open (botocore's default, 10, throttles metadata reads).
+S3_MAX_POOL_CONNECTIONS = 64
+
+
+def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """Storage options with intake-zspy's performance defaults (user settings win)."""
+    if not url.startswith(("s3://", "s3a://")):
+        return options
+    config = dict(options.get("config_kwargs") or {})
+    config.setdefault("max_pool_connections", S3_MAX_POOL_CONNECTIONS)
+    return {**options, "config_kwargs": config}
 
 
 def _open_zip(fs: fsspec.AbstractFileSystem, path: str, url: str) -> KeyValueStore:
@@ -409,13 +440,21 @@ class WriteTarget:
         """A store to write into; on success it replaces the target, on error it is removed."""
         if self.kind == "zip":
             self._probe()  # the store is built locally first: fail now, not after that
-            with tempfile.TemporaryDirectory(prefix="intake-zspy-") as tmp:
+            local = isinstance(self.fs, LocalFileSystem)
+            parent = os.path.dirname(self.path) if local else None
+            with tempfile.TemporaryDirectory(prefix=".intake-zspy-", dir=parent) as tmp:
                 yield FsspecStore(LocalFileSystem(), tmp, self.url)
                 self._publish_zip(tmp)
             return
         if self.kind == "prefix" and not self.exists():
-            # written in place: an interrupted write leaves a store the reader rejects
-            yield FsspecStore(self.fs, self.path, self.url)
+            # written in place: an interrupted write leaves a store the reader rejects,
+            # a failed one is removed
+            try:
+                yield FsspecStore(self.fs, self.path, self.url)
+            except BaseException:
+                if self.fs.exists(self.path):
+                    self.fs.rm(self.path, recursive=True)
+                raise
             return
         staging = self._sibling("tmp")
         try:
@@ -550,7 +589,7 @@ def resolve_target(
         url, store_type = url[len("zip::") :], "zip"
     if "://" not in url and "::" not in url:
         url = os.path.abspath(os.path.expanduser(url))
-    fs, path = fsspec.core.url_to_fs(url, **dict(storage_options or {}))
+    fs, path = fsspec.core.url_to_fs(url, **_with_defaults(url, dict(storage_options or {})))
     protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
     if protocols & _READ_ONLY_PROTOCOLS:
         raise ValueError(f"{url}: cannot write a zspy store over {min(protocols)}://")

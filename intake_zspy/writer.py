@@ -10,6 +10,7 @@ Existing stores are replaced only once the new one is complete (see :func:`to_zs
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 from collections.abc import Iterator, Mapping, Sequence
@@ -243,7 +244,13 @@ class _Plan:
 
     def write(self, store: KeyValueStore, *, progress: bool, consolidated: bool) -> None:
         items = dict(self.meta.items)
-        store.put_many({names.ZGROUP: items.pop(names.ZGROUP)})
+        # the groups down to each signal first: any later interruption reads as incomplete
+        first = [names.ZGROUP, f"{names.EXPERIMENTS}/{names.ZGROUP}"]
+        first += [f"{job.path.rsplit('/', 1)[0]}/{names.ZGROUP}" for job in self.jobs]
+        try:
+            store.put_many({key: items.pop(key) for key in first})
+        except OSError as exc:
+            raise type(exc)(f"{store.url}: cannot write there: {exc}") from exc
         for job in self.jobs:
             _write_data(store, job, progress)
         root_attrs = items.pop(names.ZATTRS)
@@ -306,23 +313,34 @@ def _write_dask(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
         put(store, job.path, job.encoder, index, blocks[index])
         for index in np.ndindex(*data.numblocks)
     ]
-    if not progress:
-        dask.compute(*tasks)
+    client = _distributed_client()
+    if client is not None:
+        # wait for every write before raising, so no late write outlives the cleanup
+        from distributed import progress as show_progress
+        from distributed import wait
+
+        futures = client.compute(tasks)
+        if progress:
+            show_progress(futures)
+        wait(futures)
+        client.gather(futures)
         return
+    from dask.diagnostics import ProgressBar
+
+    # a pool of our own: leaving the ``with`` waits for running writes even on error
+    bar = ProgressBar() if progress else contextlib.nullcontext()
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool, bar:
+        dask.compute(*tasks, scheduler="threads", pool=pool)
+
+
+def _distributed_client() -> Any:
+    """The active dask.distributed client, if dask would use one."""
     try:
         from distributed import get_client
-        from distributed import progress as dist_progress
 
-        client = get_client()
+        return get_client()
     except (ImportError, ValueError):
-        from dask.diagnostics import ProgressBar
-
-        with ProgressBar():
-            dask.compute(*tasks)
-        return
-    futures = client.compute(tasks)
-    dist_progress(futures)
-    client.gather(futures)
+        return None
 
 
 def _progress_bar(total: int, what: str) -> Any:

@@ -14,6 +14,7 @@ import itertools
 import math
 import os
 import struct
+import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -219,14 +220,15 @@ class V2Array:
         return out[tuple(slice(r[0] - o, None, r.step) for r, o in zip(picks, origin, strict=True))]
 
     def empty(self, shape: tuple[int, ...]) -> np.ndarray:
+        """An uninitialised box: :meth:`place` writes every chunk, or the fill value."""
+        return np.empty(shape, dtype=self.meta.dtype)
+
+    def fill(self) -> Any:
+        """What a missing chunk reads as."""
         meta = self.meta
-        if meta.is_object:
-            out = np.empty(shape, dtype=object)
-            out[...] = meta.fill_value if meta.fill_value is not None else None
-            return out
-        if meta.fill_value is None:
-            return np.zeros(shape, dtype=meta.dtype)
-        return np.full(shape, meta.fill_value, dtype=meta.dtype)
+        if meta.fill_value is not None:
+            return meta.fill_value
+        return None if meta.is_object else np.zeros((), dtype=meta.dtype)[()]
 
     def plan(
         self,
@@ -260,24 +262,45 @@ class V2Array:
         key: str,
         raw: bytes | None,
     ) -> None:
-        """Decode one chunk and copy its overlap with the box ``out`` (at ``origin``)."""
-        if raw is None:
-            return  # a missing chunk reads as fill_value, which ``out`` already holds
-        chunk = self.decode_chunk(raw, key)
+        """Decode one chunk into its overlap with the box ``out`` (at ``origin``).
+
+        A missing chunk (``raw is None``) writes the fill value. A chunk that covers a
+        C-contiguous part of ``out`` is decompressed straight into it; others go through
+        a scratch buffer reused by the thread.
+        """
+        meta = self.meta
         src, dst = [], []
-        for i, o, n, c in zip(idx, origin, out.shape, self.meta.chunks, strict=True):
+        whole = True
+        for i, o, n, c, size in zip(idx, origin, out.shape, meta.chunks, meta.shape, strict=True):
             lo, hi = max(i * c, o), min((i + 1) * c, o + n)
             src.append(slice(lo - i * c, hi - i * c))
             dst.append(slice(lo - o, hi - o))
-        out[tuple(dst)] = chunk[tuple(src)]
+            whole = whole and hi - lo == c and c <= size
+        target = out[tuple(dst)] if dst else out  # out[()] would be a scalar, not a view
+        if raw is None:
+            target[...] = self.fill()
+            return
+        if whole and target.flags.c_contiguous and meta.order == "C" and not meta.is_object:
+            self.decode_chunk(raw, key, into=target)
+            return
+        target[...] = self.decode_chunk(raw, key, into=_scratch(meta))[tuple(src)]
 
-    def decode_chunk(self, raw: bytes, key: str) -> np.ndarray:
-        """Decode one chunk's bytes into an array of the full chunk shape."""
+    def decode_chunk(self, raw: bytes, key: str, into: np.ndarray | None = None) -> np.ndarray:
+        """Decode one chunk's bytes into an array of the full chunk shape.
+
+        ``into`` (a C-contiguous array of the chunk's shape and dtype) receives the
+        decompressed bytes when the codecs allow it, saving an allocation per chunk.
+        """
         meta = self.meta
         compressor, filters = self.codecs()
         try:
+            plain = not filters and not meta.is_object
             if compressor is not None and compressor.codec_id == "blosc":
-                _check_blosc_length(raw)
+                expected = math.prod(meta.chunks) * meta.dtype.itemsize if plain else None
+                _check_blosc_length(raw, expected)
+            if into is not None and compressor is not None and plain:
+                compressor.decode(raw, out=into.reshape(-1).view(np.uint8))
+                return into
             buf: Any = compressor.decode(raw) if compressor is not None else raw
             for codec in reversed(filters):
                 buf = codec.decode(buf)
@@ -292,7 +315,11 @@ class V2Array:
                     f"{arr.nbytes} bytes decoded, expected "
                     f"{math.prod(meta.chunks) * meta.dtype.itemsize}"
                 )
-            return arr.reshape(meta.chunks, order=meta.order)
+            chunk = arr.reshape(meta.chunks, order=meta.order)
+            if into is not None:
+                into[...] = chunk
+                return into
+            return chunk
         except Exception as exc:
             raise ChunkDecodeError(
                 f"{self.store.url}: chunk {key!r} of array {self.path!r} is corrupted or "
@@ -300,17 +327,34 @@ class V2Array:
             ) from exc
 
 
-def _check_blosc_length(raw: bytes) -> None:
+_local = threading.local()
+
+
+def _scratch(meta: ArrayMeta) -> np.ndarray | None:
+    """A per-thread buffer of one chunk (page faults of fresh buffers cost more than decoding)."""
+    if meta.is_object or meta.order != "C":
+        return None
+    nbytes = math.prod(meta.chunks) * meta.dtype.itemsize
+    buf: np.ndarray | None = getattr(_local, "buf", None)
+    if buf is None or buf.nbytes < nbytes:
+        buf = np.empty(nbytes, dtype=np.uint8)
+        _local.buf = buf
+    return buf[:nbytes].view(meta.dtype).reshape(meta.chunks)
+
+
+def _check_blosc_length(raw: bytes, expected: int | None) -> None:
     """Blosc trusts its header: a truncated buffer would be read past its end.
 
-    The 16-byte header holds, after four 1-byte fields, ``nbytes``, ``blocksize`` and
-    ``cbytes`` (the whole compressed length) as little-endian uint32.
+    The 16-byte header holds, after four 1-byte fields, ``nbytes`` (the decoded size),
+    ``blocksize`` and ``cbytes`` (the whole compressed length) as little-endian uint32.
     """
     if len(raw) < 16:
         raise ValueError(f"{len(raw)} bytes, shorter than a blosc header")
-    (cbytes,) = struct.unpack_from("<I", raw, 12)
+    nbytes, _, cbytes = struct.unpack_from("<III", raw, 4)
     if cbytes != len(raw):
         raise ValueError(f"blosc header announces {cbytes} bytes, found {len(raw)}")
+    if expected is not None and nbytes != expected:
+        raise ValueError(f"{nbytes} bytes decoded, expected {expected}")
 
 
 Box = tuple["V2Array", np.ndarray, Sequence[int], Sequence[range] | None]
@@ -349,9 +393,14 @@ def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
         array, out, origin, idx, key = work[0]
         array.place(out, origin, idx, key, store.get(key))
         return
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-        for batch in _batches(work):
-            raws = store.get_many(item[4] for item in batch)
+    # fetch the next batch while this one decodes: transfer and CPU overlap
+    batches = list(_batches(work))
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool, ThreadPoolExecutor(1) as fetcher:
+        pending = fetcher.submit(store.get_many, [item[4] for item in batches[0]])
+        for i, batch in enumerate(batches):
+            raws = pending.result()
+            if i + 1 < len(batches):
+                pending = fetcher.submit(store.get_many, [item[4] for item in batches[i + 1]])
             futures = [
                 pool.submit(array.place, out, origin, idx, key, raws[key])
                 for array, out, origin, idx, key in batch
