@@ -51,7 +51,6 @@ KINDS = [
     pytest.param("s3", marks=S3),
     pytest.param("s3zip", marks=S3),
 ]
-#: Kinds whose new stores are written in place (no staging sibling).
 
 
 # -- data ------------------------------------------------------------------------------
