@@ -6,8 +6,9 @@ A thin adapter: store resolution lives in :mod:`intake_zspy._store`, decoding in
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 import numpy as np
@@ -69,6 +70,23 @@ def _dataset(file: ZspyFile, name: str | None, drop_variables: Iterable[str] | N
     return ds
 
 
+@contextlib.contextmanager
+def _opened(
+    filename_or_obj: Any, storage_options: Mapping[str, Any] | None, consolidated: bool | None
+) -> Iterator[ZspyFile]:
+    """The opened file; its store is closed if anything fails before the caller returns."""
+    store = open_store(filename_or_obj, storage_options)
+    try:
+        yield open_file(store, consolidated=consolidated)
+    except BaseException:
+        store.close()
+        raise
+
+
+def _as_list(drop_variables: str | Iterable[str] | None) -> Iterable[str] | None:
+    return [drop_variables] if isinstance(drop_variables, str) else drop_variables
+
+
 class ZspyBackendEntrypoint(BackendEntrypoint):
     """Open HyperSpy ``.zspy`` stores as xarray Datasets and DataTrees.
 
@@ -97,15 +115,9 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
         storage_options: Mapping[str, Any] | None = None,
         consolidated: bool | None = None,
     ) -> xr.Dataset:
-        store = open_store(filename_or_obj, storage_options)
-        try:
-            file = open_file(store, consolidated=consolidated)
-            drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables
-            ds = _dataset(file, _signal_name(group), drop)
-        except BaseException:
-            store.close()
-            raise
-        ds.set_close(store.close)
+        with _opened(filename_or_obj, storage_options, consolidated) as file:
+            ds = _dataset(file, _signal_name(group), _as_list(drop_variables))
+        ds.set_close(file.store.close)
         return ds
 
     def open_groups_as_dict(
@@ -117,22 +129,17 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
         storage_options: Mapping[str, Any] | None = None,
         consolidated: bool | None = None,
     ) -> dict[str, xr.Dataset]:
-        store = open_store(filename_or_obj, storage_options)
-        try:
-            file = open_file(store, consolidated=consolidated)
-            drop = [drop_variables] if isinstance(drop_variables, str) else drop_variables
+        with _opened(filename_or_obj, storage_options, consolidated) as file:
             wanted = _signal_name(group)
-            names_ = [file.resolve_name(wanted)] if wanted else file.signal_names()
+            signals = [file.resolve_name(wanted)] if wanted else file.signal_names()
             root_attrs = {
                 names.ATTR_FILE_FORMAT: names.FILE_FORMAT,
                 names.ATTR_FORMAT_VERSION: file.format_version,
             }
             groups = {"/": xr.Dataset(attrs=root_attrs)}
-            groups.update({f"/{n}": _dataset(file, n, drop) for n in names_})
-        except BaseException:
-            store.close()
-            raise
-        groups["/"].set_close(store.close)
+            drop = _as_list(drop_variables)
+            groups.update({f"/{n}": _dataset(file, n, drop) for n in signals})
+        groups["/"].set_close(file.store.close)
         return groups
 
     def open_datatree(

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from intake_zspy._store import KeyInfo, KeyValueStore
 from intake_zspy.format.encode import ItemEncoder
 
 
@@ -90,3 +91,27 @@ def write_dir(items: Mapping[str, bytes], path: Path) -> Path:
         target.write_bytes(value)
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+class CountingStore(KeyValueStore):
+    """Wraps a real store and records every key requested (to prove reads are lazy)."""
+
+    def __init__(self, inner: KeyValueStore) -> None:
+        self.inner = inner
+        self.url = inner.url
+        self.requested: list[str] = []
+
+    def list(self) -> dict[str, KeyInfo]:
+        return self.inner.list()
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        keys = list(keys)
+        self.requested.extend(keys)
+        return self.inner.get_many(keys)
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        self.inner.put_many(items)
+
+    def chunk_reads(self) -> list[str]:
+        """The data chunk keys read so far, sorted."""
+        return sorted(k for k in self.requested if "/data/" in k and not k.endswith(".zarray"))

@@ -11,7 +11,7 @@ import itertools
 import json
 import math
 import uuid
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -24,32 +24,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.storage import FsspecStore, LocalStore, MemoryStore
 
-from intake_zspy._store import KeyInfo, KeyValueStore, open_store
+from intake_zspy._store import KeyValueStore, open_store
 from intake_zspy.errors import ChunkDecodeError, UnsupportedCodecError, ZspyFormatError
 from intake_zspy.format.v2array import ArrayMeta, V2Array
+from tests.builders import CountingStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
 
 BLOSC = numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
 RNG_SEED = 20240611
-
-
-class CountingStore(KeyValueStore):
-    """Wraps a store and records every key requested."""
-
-    def __init__(self, inner: KeyValueStore) -> None:
-        self.inner, self.url, self.requested = inner, inner.url, []
-
-    def list(self) -> dict[str, KeyInfo]:
-        return self.inner.list()
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
-        keys = list(keys)
-        self.requested.extend(keys)
-        return self.inner.get_many(keys)
-
-    def put_many(self, items: Mapping[str, bytes]) -> None:
-        self.inner.put_many(items)
 
 
 @pytest.fixture(params=["dir", "zarr-memory", "fsspec-memory"])

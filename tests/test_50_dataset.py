@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -12,10 +11,10 @@ import pytest
 import xarray as xr
 
 import intake_zspy
-from intake_zspy._store import KeyInfo, KeyValueStore, open_store
+from intake_zspy._store import open_store
 from intake_zspy.format.encode import ItemEncoder
 from intake_zspy.xarray_backend import ZspyBackendEntrypoint
-from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
+from tests.builders import CountingStore, encode_store, signal_dict, uniform_axis, write_dir
 
 EELS = np.arange(4 * 3 * 16, dtype="<f4").reshape(4, 3, 16)
 
@@ -85,29 +84,6 @@ def test_dims_coords_and_attrs_across_store_kinds(eels_dir: Path, publish: Any) 
     assert ds.attrs["original_metadata"]["Header"] == {"list": [3, "a", None], "empty": ()}
     np.testing.assert_array_equal(ds["data"].values, EELS)
     assert ds["data"].dtype == np.dtype("<f4")
-
-
-class CountingStore(KeyValueStore):
-    """Wraps a real store and records every key read."""
-
-    def __init__(self, inner: KeyValueStore) -> None:
-        self.inner = inner
-        self.url = inner.url
-        self.requested: list[str] = []
-
-    def list(self) -> dict[str, KeyInfo]:
-        return self.inner.list()
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
-        keys = list(keys)
-        self.requested.extend(keys)
-        return self.inner.get_many(keys)
-
-    def put_many(self, items: Mapping[str, bytes]) -> None:
-        raise NotImplementedError
-
-    def chunk_reads(self) -> list[str]:
-        return sorted(k for k in self.requested if "/data/" in k and not k.endswith(".zarray"))
 
 
 def test_opening_reads_no_chunk_and_slicing_reads_only_touched_chunks(eels_dir: Path) -> None:

@@ -12,7 +12,6 @@ so one bad store never hides the others.
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -28,7 +27,7 @@ from intake_zspy._store import KeyInfo, KeyValueStore, open_store
 from intake_zspy.errors import ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.decode import ZspyFile, open_file
-from intake_zspy.format.hierarchy import Hierarchy
+from intake_zspy.format.hierarchy import Hierarchy, consolidated_docs, parse_json
 from intake_zspy.format.v2array import parse_dtype
 
 __all__ = [
@@ -164,28 +163,20 @@ class _Snapshot(KeyValueStore):
         raise NotImplementedError("a listing snapshot is read-only")
 
 
-def _parse(raw: object, url: str, key: str) -> dict[str, Any]:
+def _bytes(raw: object, url: str, key: str) -> bytes:
+    """A fetched value, or the error fetching it raised, as an exception naming the key."""
     if isinstance(raw, BaseException):
         raise OSError(f"{url}: reading {key!r} failed: {raw}") from raw
     if not isinstance(raw, bytes):
         raise ZspyFormatError(f"{url}: {key!r} could not be read")
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ZspyFormatError(f"{url}: {key!r} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise ZspyFormatError(f"{url}: {key!r} is not a JSON object")
-    return doc
+    return raw
 
 
 def _docs(url: str, raws: dict[str, object]) -> dict[str, dict[str, Any]]:
     """Metadata documents of one store from fetched keys (``.zmetadata`` or single docs)."""
     if names.ZMETADATA in raws:
-        meta = _parse(raws[names.ZMETADATA], url, names.ZMETADATA).get("metadata")
-        if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
-            raise ZspyFormatError(f"{url}: {names.ZMETADATA} has no valid 'metadata' mapping")
-        return {k.lstrip("/"): v for k, v in meta.items()}
-    return {key: _parse(raw, url, key) for key, raw in raws.items()}
+        return consolidated_docs(_bytes(raws[names.ZMETADATA], url, names.ZMETADATA), url)
+    return {key: parse_json(_bytes(raw, url, key), url, key) for key, raw in raws.items()}
 
 
 def _declares_zspy(docs: Mapping[str, Mapping[str, Any]]) -> bool:

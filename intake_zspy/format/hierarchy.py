@@ -26,14 +26,15 @@ from intake_zspy.format.v2array import ArrayMeta, Box, V2Array, fill_boxes
 if TYPE_CHECKING:
     from intake_zspy._store import KeyValueStore
 
-__all__ = ["Hierarchy", "load_hierarchy"]
+__all__ = ["Hierarchy", "consolidated_docs", "load_hierarchy", "parse_json"]
 
 
 def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
 
 
-def _parse_json(raw: bytes, url: str, key: str) -> dict[str, Any]:
+def parse_json(raw: bytes, url: str, key: str) -> dict[str, Any]:
+    """A metadata document; :class:`ZspyFormatError` naming the store and key if invalid."""
     try:
         doc = json.loads(raw.decode("utf-8"))
     except (UnicodeDecodeError, ValueError) as exc:
@@ -144,20 +145,21 @@ def load_hierarchy(store: KeyValueStore, consolidated: bool | None = None) -> Hi
                 f"{store.url}: consolidated=True but the store has no {names.ZMETADATA}; "
                 "pass consolidated=None to read the documents one by one"
             )
-        return Hierarchy(store, _consolidated_docs(raw, store.url))
+        return Hierarchy(store, consolidated_docs(raw, store.url))
     listing = store.list()
     listed = [k for k in listing if posixpath.basename(k) in names.METADATA_DOCS]
     if consolidated is None and names.ZMETADATA in listing:
         raw = store.get(names.ZMETADATA)
         if raw is not None:
-            docs = _consolidated_docs(raw, store.url)
+            docs = consolidated_docs(raw, store.url)
             _refresh(store, docs, listed, listing)
             return Hierarchy(store, docs)
     return Hierarchy(store, _fetch_docs(store, listed))
 
 
-def _consolidated_docs(raw: bytes, url: str) -> dict[str, dict[str, Any]]:
-    doc = _parse_json(raw, url, names.ZMETADATA)
+def consolidated_docs(raw: bytes, url: str) -> dict[str, dict[str, Any]]:
+    """The documents inside a ``.zmetadata``, keyed like the store."""
+    doc = parse_json(raw, url, names.ZMETADATA)
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
         raise ZspyFormatError(f"{url}: {names.ZMETADATA} has no valid 'metadata' mapping")
@@ -166,7 +168,7 @@ def _consolidated_docs(raw: bytes, url: str) -> dict[str, dict[str, Any]]:
 
 def _fetch_docs(store: KeyValueStore, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     raws = store.get_many(keys)
-    return {k: _parse_json(v, store.url, k) for k, v in raws.items() if v is not None}
+    return {k: parse_json(v, store.url, k) for k, v in raws.items() if v is not None}
 
 
 def _refresh(
