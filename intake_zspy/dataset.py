@@ -304,9 +304,9 @@ def dataset_to_signal(
     ]
     metadata = _copy_tree(attrs.get("metadata", {}))
     general = metadata.setdefault("General", {})
-    title = attrs.get(
-        "title", var.attrs.get("long_name", var.name if var.name != DATA_VAR else None)
-    )
+    # xarray names a DataArray after its dask array ("array-<hash>"): that is no title
+    name = var.name if var.name not in (DATA_VAR, getattr(var.data, "name", None)) else None
+    title = attrs.get("title", var.attrs.get("long_name", name))
     title = str(title if title is not None else general.get("title", ""))
     general["title"] = title
     signal_type = attrs.get("signal_type", metadata.get("Signal", {}).get("signal_type", ""))

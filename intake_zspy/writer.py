@@ -11,8 +11,10 @@ Existing stores are replaced only once the new one is complete (see :func:`to_zs
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 import os
+import uuid
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -292,14 +294,17 @@ def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
 
 
 def _put_block(
+    block: np.ndarray,
     store: KeyValueStore,
     path: str,
     encoder: ArrayEncoder,
-    index: tuple[int, ...],
-    block: np.ndarray,
-) -> int:
+    block_info: dict[Any, Any] | None = None,
+) -> np.ndarray:
+    """Encode and write one dask block (one chunk); a 1-element placeholder is returned."""
+    assert block_info is not None
+    index = tuple(block_info[0]["chunk-location"])
     store.put_many({f"{path}/{encoder.key(index)}": encoder.encode_chunk(np.asarray(block))})
-    return 0
+    return np.ones((1,) * block.ndim, dtype=bool)
 
 
 def _write_dask(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
@@ -307,12 +312,17 @@ def _write_dask(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
     import dask
 
     data = job.data.rechunk(job.encoder.chunks)
-    put = dask.delayed(_put_block, pure=False)
-    blocks = data.to_delayed()
-    tasks = [
-        put(store, job.path, job.encoder, index, blocks[index])
-        for index in np.ndindex(*data.numblocks)
-    ]
+    # map_blocks keeps the graph one layer (a delayed per block scales badly)
+    # (bound with partial: dask need not walk the store and encoder for every block)
+    write = functools.partial(_put_block, store=store, path=job.path, encoder=job.encoder)
+    written = data.map_blocks(
+        write,
+        dtype=bool,
+        chunks=tuple((1,) * n for n in data.numblocks),
+        name=f"zspy-write-{uuid.uuid4().hex}",
+        meta=np.empty((0,) * data.ndim, dtype=bool),
+    )
+    tasks = [written]
     client = _distributed_client()
     if client is not None:
         # wait for every write before raising, so no late write outlives the cleanup

@@ -118,7 +118,7 @@ def test_dask_data_is_never_materialised(tmp_path: Path) -> None:
     with dask.config.set(scheduler="threads"), sizes:
         intake_zspy.to_zspy(signal(data), tmp_path / "big.zspy")
     assert len(sizes.sizes) >= 8  # 8 blocks (and their writes) went through the scheduler
-    assert max(sizes.sizes) == chunk_bytes
+    assert max(sizes.sizes) <= chunk_bytes  # blocks may even be fused with their writes
     assert chunk_keys(tmp_path / "big.zspy", "scan") == grid_keys(shape, chunks)
     np.testing.assert_array_equal(values_of(tmp_path / "big.zspy"), data.compute())
 

@@ -1,0 +1,320 @@
+"""The engine of ``intake-zspy check``: verify documents, structure and every chunk.
+
+Works on the store layer directly: one listing, concurrent batches of
+:meth:`~intake_zspy._store.KeyValueStore.get_many` (the next batch is fetched while the
+current one is decoded by a thread pool) and
+:meth:`~intake_zspy.format.v2array.V2Array.decode_chunk` for each chunk. Memory stays
+within two batches of stored bytes plus one decoded chunk per thread.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import math
+import posixpath
+import warnings
+from collections.abc import Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any
+
+from intake_zspy.cli import _common as c
+from intake_zspy.cli._report import ArrayCheck, Report, shown
+from intake_zspy.errors import ChunkDecodeError, ZspyError, ZspyFormatError
+from intake_zspy.format import names
+
+if TYPE_CHECKING:
+    from intake_zspy._store import KeyInfo, KeyValueStore
+    from intake_zspy.format.v2array import V2Array
+
+__all__ = ["verify_store"]
+
+
+def _fetch(store: KeyValueStore, keys: list[str]) -> tuple[dict[str, bytes | None], dict[str, str]]:
+    """Fetch ``keys`` in one batch; if the batch fails, key by key to name the culprits."""
+    from intake_zspy.cli import describe_error
+
+    try:
+        return store.get_many(keys), {}
+    except Exception:  # noqa: BLE001 - any failure: retry key by key to find the culprits
+        values: dict[str, bytes | None] = {}
+        errors: dict[str, str] = {}
+        for key in keys:
+            try:
+                values[key] = store.get(key)
+            except Exception as exc:  # noqa: BLE001 - reported, with its type
+                message = describe_error(exc)
+                if not message.startswith(type(exc).__name__):
+                    message = f"{type(exc).__name__}: {message}"
+                errors[key] = f"cannot be read: {message}"
+        return values, errors
+
+
+def _parse_doc(raw: bytes) -> dict[str, Any]:
+    doc = json.loads(raw.decode("utf-8"))
+    if not isinstance(doc, dict):
+        raise TypeError(f"a JSON {type(doc).__name__}, not an object")
+    return doc
+
+
+def _canonical(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, allow_nan=True)
+
+
+def _check_documents(
+    store: KeyValueStore, listing: Mapping[str, Any], report: Report
+) -> dict[str, dict[str, Any]]:
+    keys = sorted(k for k in listing if posixpath.basename(k) in names.METADATA_DOCS)
+    report.documents = len(keys)
+    raws, errors = _fetch(store, keys + ([names.ZMETADATA] if names.ZMETADATA in listing else []))
+    docs: dict[str, dict[str, Any]] = {}
+    for key in keys:
+        raw = raws.get(key)
+        try:
+            if key in errors:
+                raise ValueError(errors[key])
+            if raw is None:
+                raise ValueError("listed but gone when read")
+            docs[key] = _parse_doc(raw)
+        except (
+            ValueError,
+            TypeError,
+        ) as exc:  # includes JSON and Unicode errors  # includes JSON and Unicode errors
+            report.bad_documents[key] = str(exc)
+            report.problems.append(f"invalid metadata document {key}: {exc}")
+    if names.ZMETADATA in listing:
+        try:
+            raw = raws.get(names.ZMETADATA)
+            if raw is None:
+                raise ValueError(errors.get(names.ZMETADATA, "listed but gone when read"))
+            meta = _parse_doc(raw).get("metadata")
+            if not isinstance(meta, dict):
+                raise TypeError("no 'metadata' mapping")
+        except (ValueError, TypeError) as exc:
+            report.bad_documents[names.ZMETADATA] = str(exc)
+            report.problems.append(f"invalid metadata document {names.ZMETADATA}: {exc}")
+        else:
+            meta = {k.lstrip("/"): v for k, v in meta.items()}
+            differ = sorted(
+                k
+                for k in set(meta) | set(docs)
+                if k not in report.bad_documents
+                and (k not in meta or k not in docs or _canonical(meta[k]) != _canonical(docs[k]))
+            )
+            if differ:
+                report.warnings.append(
+                    f"{names.ZMETADATA} is stale: {len(differ)} document(s) differ from the "
+                    f"store's own ({shown(differ, '')}); zarr 2 readers such as HyperSpy "
+                    "use the consolidated copies"
+                )
+    return docs
+
+
+def _check_structure(store: KeyValueStore, docs: dict[str, Any], report: Report) -> None:
+    from intake_zspy.format.decode import ZspyFile
+    from intake_zspy.format.hierarchy import Hierarchy
+
+    try:
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            file = ZspyFile(Hierarchy(store, docs))
+        report.warnings.extend(" ".join(str(w.message).split()) for w in caught)
+    except ZspyError as exc:
+        report.problems.append(f"not a valid zspy store: {exc}")
+        return
+    report.format_version = file.format_version
+    report.signals = file.signal_names()
+    for name in report.signals:
+        try:
+            file.signal(name)
+        except ChunkDecodeError:
+            pass  # named by key in the chunk pass
+        except Exception as exc:  # noqa: BLE001 - any decoding failure is a finding
+            report.problems.append(f"signal {name!r} cannot be decoded: {exc}")
+
+
+def _grid_keys(array: V2Array) -> Iterator[str]:
+    meta = array.meta
+    for index in itertools.product(*(range(n) for n in meta.grid)):
+        yield meta.chunk_key(index)
+
+
+def _in_grid(rel: str, array: V2Array) -> bool:
+    meta = array.meta
+    if not meta.shape:
+        return rel == "0"
+    parts = rel.split(meta.separator)
+    if len(parts) != len(meta.shape) or not all(p.isdigit() for p in parts):
+        return False
+    return all(int(p) < n for p, n in zip(parts, meta.grid, strict=True))
+
+
+def _plan_array(
+    store: KeyValueStore, path: str, doc: dict[str, Any], listing: Mapping[str, KeyInfo]
+) -> tuple[ArrayCheck, V2Array | None, list[str]]:
+    from intake_zspy.format.v2array import ArrayMeta, V2Array
+
+    check = ArrayCheck(path)
+    try:
+        meta = ArrayMeta.from_json(doc, f"{store.url}: {path}")
+        array = V2Array(store, path, meta)
+        array.codecs()
+    except ZspyFormatError as exc:
+        check.error = str(exc).removeprefix(f"{store.url}: ")
+        return check, None, []
+    check.shape, check.chunks = list(meta.shape), list(meta.chunks)
+    check.dtype, check.fill_value = str(meta.dtype), c.jsonable(meta.fill_value)
+    check.expected = math.prod(meta.grid)
+    prefix = f"{path}/" if path else ""
+    present = set()
+    for key in listing:
+        if key.startswith(prefix) and posixpath.basename(key) not in names.METADATA_DOCS:
+            rel = key[len(prefix) :]
+            (present.add(rel) if _in_grid(rel, array) else check.stray.append(key))
+    check.present = len(present)
+    if check.present < check.expected:
+        check.missing = [f"{prefix}{k}" for k in _grid_keys(array) if k not in present]
+    return check, array, sorted(f"{prefix}{k}" for k in present)
+
+
+def _batches(
+    work: list[tuple[ArrayCheck, V2Array, str]],
+    listing: Mapping[str, KeyInfo],
+    count: int,
+    max_bytes: int,
+) -> Iterator[list[tuple[ArrayCheck, V2Array, str]]]:
+    batch: list[tuple[ArrayCheck, V2Array, str]] = []
+    size = 0
+    for item in work:
+        nbytes = listing[item[2]].size or 0
+        if batch and (len(batch) >= count or size + nbytes > max_bytes):
+            yield batch
+            batch, size = [], 0
+        batch.append(item)
+        size += nbytes
+    if batch:
+        yield batch
+
+
+def _decode(array: V2Array, key: str, raw: bytes) -> str | None:
+    """``None`` when the chunk decodes to its full shape, else why it does not."""
+    try:
+        array.decode_chunk(raw, key)
+    except ChunkDecodeError as exc:
+        return " ".join(str(exc.__cause__ or exc).split())
+    except Exception as exc:  # noqa: BLE001 - any decoding failure is a finding
+        return f"{type(exc).__name__}: {' '.join(str(exc).split())}"
+    return None
+
+
+def _check_chunks(
+    store: KeyValueStore,
+    work: list[tuple[ArrayCheck, V2Array, str]],
+    listing: Mapping[str, KeyInfo],
+    report: Report,
+    *,
+    workers: int,
+    batch: int,
+    batch_bytes: int,
+    progress: bool,
+) -> None:
+    batches = list(_batches(work, listing, batch, batch_bytes))
+    bar = c.progress_bar(len(work), "checking", "chunk", progress)
+    with ThreadPoolExecutor(1) as fetcher, ThreadPoolExecutor(workers) as decoders:
+        pending: Future[Any] | None = None
+        if batches:
+            pending = fetcher.submit(_fetch, store, [w[2] for w in batches[0]])
+        for i, items in enumerate(batches):
+            assert pending is not None
+            values, errors = pending.result()
+            if i + 1 < len(batches):
+                pending = fetcher.submit(_fetch, store, [w[2] for w in batches[i + 1]])
+            futures = []
+            for check, array, key in items:
+                raw = values.get(key)
+                if key in errors:
+                    check.corrupted[key] = errors[key]
+                elif raw is None:
+                    check.missing.append(key)  # listed, then gone
+                else:
+                    report.chunks_read += 1
+                    report.bytes_read += len(raw)
+                    futures.append((check, key, decoders.submit(_decode, array, key, raw)))
+            del values
+            for check, key, future in futures:
+                reason = future.result()
+                if reason is not None:
+                    check.corrupted[key] = reason
+            if bar is not None:
+                bar.update(len(items))
+    if bar is not None:
+        bar.close()
+
+
+def verify_store(
+    url: str,
+    storage_options: Mapping[str, Any],
+    *,
+    workers: int = 8,
+    batch: int = 128,
+    batch_bytes: int = 64 * 10**6,
+    progress: bool = False,
+) -> Report:
+    """Check a store's documents, zspy structure and every chunk of every array.
+
+    Parameters
+    ----------
+    url
+        The store.
+    storage_options
+        Passed to fsspec.
+    workers
+        Threads decoding chunks.
+    batch, batch_bytes
+        Chunks per concurrent fetch, and their stored bytes at most.
+    progress
+        Draw a progress bar on stderr.
+
+    Returns
+    -------
+    Report
+
+    Raises
+    ------
+    FileNotFoundError
+        Nothing exists at ``url``.
+    """
+    from intake_zspy._store import open_store
+    from intake_zspy.cli.info import store_kind
+
+    report = Report(url)
+    try:
+        store = open_store(url, storage_options)
+    except ZspyFormatError as exc:  # e.g. a truncated zip file
+        report.problems.append(str(exc))
+        return report
+    with store:
+        report.url, report.kind = store.url, store_kind(store)
+        listing = store.list()
+        docs = _check_documents(store, listing, report)
+        _check_structure(store, docs, report)
+        work: list[tuple[ArrayCheck, V2Array, str]] = []
+        for key in sorted(k for k in docs if posixpath.basename(k) == names.ZARRAY):
+            check, array, present = _plan_array(store, posixpath.dirname(key), docs[key], listing)
+            report.arrays.append(check)
+            if array is None:
+                report.problems.append(f"invalid array {check.path}: {check.error}")
+                continue
+            work.extend((check, array, k) for k in present)
+        _check_chunks(
+            store,
+            work,
+            listing,
+            report,
+            workers=workers,
+            batch=batch,
+            batch_bytes=batch_bytes,
+            progress=progress,
+        )
+    report.add_array_findings()
+    return report
