@@ -68,6 +68,10 @@ class KeyValueStore(ABC):
     def put_many(self, items: Mapping[str, bytes]) -> None:
         """Write several keys concurrently."""
 
+    def sizes(self) -> Mapping[str, KeyInfo] | None:
+        """The listing if one was already made (never lists on its own), else ``None``."""
+        return None
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Release files or connections held by the store."""
 
@@ -159,7 +163,7 @@ class FsspecStore(KeyValueStore):
             return {}
         paths = [self._path(k) for k in keys]
         if getattr(self.fs, "async_impl", False) and len(paths) > 1:
-            raw = self.fs.cat(paths, on_error="return")
+            raw = self.fs.cat(paths, on_error="return", **_whole_object(self.fs))
             out: dict[str, bytes | None] = {}
             for key, path in zip(keys, paths, strict=True):
                 value = raw.get(path, raw.get(self.fs._strip_protocol(path)))
@@ -191,22 +195,28 @@ class FsspecStore(KeyValueStore):
             f.write(value)
 
     def _get_one(self, key: str) -> bytes | None:
-        try:
-            value: bytes = self.fs.cat_file(self._path(key))
-        except FileNotFoundError:
-            return None
-        except IsADirectoryError:
-            return None
-        return value
+        return _cat_or_none(self.fs, self._path(key))
+
+    def sizes(self) -> Mapping[str, KeyInfo] | None:
+        return self._listing
 
     def close(self) -> None:
         if self._zip_source is not None:
             self.fs.close()
 
 
+def _whole_object(fs: fsspec.AbstractFileSystem) -> dict[str, Any]:
+    """Options for reading whole objects in one request.
+
+    s3fs otherwise sends a HEAD first (to split big objects into ranged reads): one more
+    round trip per object, when intake-zspy already reads many objects concurrently.
+    """
+    return {"max_concurrency": 1} if type(fs).__name__ == "S3FileSystem" else {}
+
+
 def _cat_or_none(fs: fsspec.AbstractFileSystem, path: str) -> bytes | None:
     try:
-        value: bytes = fs.cat_file(path)
+        value: bytes = fs.cat_file(path, **_whole_object(fs))
     except (FileNotFoundError, IsADirectoryError):
         return None
     return value

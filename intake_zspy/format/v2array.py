@@ -15,7 +15,7 @@ import math
 import os
 import struct
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,14 +28,15 @@ from intake_zspy.errors import ChunkDecodeError, UnsupportedCodecError, ZspyForm
 if TYPE_CHECKING:
     from numcodecs.abc import Codec
 
-    from intake_zspy._store import KeyValueStore
+    from intake_zspy._store import KeyInfo, KeyValueStore
 
 __all__ = ["ArrayMeta", "V2Array", "fill_boxes", "parse_dtype"]
 
 #: Chunks fetched per round trip when reading many of them ...
 _FETCH_BATCH = 256
-#: ... as long as their decoded size stays within this budget (bounds peak memory).
-_FETCH_BYTES = 256 * 2**20
+#: ... as long as their stored size stays within this budget. Chunks decode straight
+#: into the result, so fetched bytes are what a read holds beyond it (two batches).
+_FETCH_BYTES = 128 * 2**20
 _THREADS = max(2, os.cpu_count() or 2)
 
 
@@ -360,13 +361,21 @@ def _check_blosc_length(raw: bytes, expected: int | None) -> None:
 Box = tuple["V2Array", np.ndarray, Sequence[int], Sequence[range] | None]
 
 
-def _batches(work: list[Any]) -> Iterator[list[Any]]:
-    """Consecutive runs of ``work`` items within the fetch count and byte budgets."""
+def _batches(work: list[Any], sizes: Mapping[str, KeyInfo] | None) -> Iterator[list[Any]]:
+    """Consecutive runs of ``work`` items within the fetch count and byte budgets.
+
+    A chunk counts with its stored size when the store was listed, else (an upper
+    bound for compressed data) with its decoded size.
+    """
     batch: list[Any] = []
     size = 0
     for item in work:
-        meta = item[0].meta
-        nbytes = math.prod(meta.chunks) * (meta.dtype.itemsize if not meta.is_object else 64)
+        meta, key = item[0].meta, item[4]
+        info = sizes.get(key) if sizes is not None else None
+        if info is not None and info.size is not None:
+            nbytes = info.size
+        else:
+            nbytes = math.prod(meta.chunks) * (meta.dtype.itemsize if not meta.is_object else 64)
         if batch and (len(batch) >= _FETCH_BATCH or size + nbytes > _FETCH_BYTES):
             yield batch
             batch, size = [], 0
@@ -394,7 +403,7 @@ def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
         array.place(out, origin, idx, key, store.get(key))
         return
     # fetch the next batch while this one decodes: transfer and CPU overlap
-    batches = list(_batches(work))
+    batches = list(_batches(work, store.sizes()))
     with ThreadPoolExecutor(max_workers=_THREADS) as pool, ThreadPoolExecutor(1) as fetcher:
         pending = fetcher.submit(store.get_many, [item[4] for item in batches[0]])
         for i, batch in enumerate(batches):
