@@ -215,11 +215,6 @@ class ItemEncoder:
         if attrs:
             self.doc(f"{prefix}{names.ZATTRS}", json_safe(dict(attrs), path))
 
-    def add_attrs(self, path: str, attrs: Mapping[str, Any]) -> None:
-        key = f"{path}/{names.ZATTRS}" if path else names.ZATTRS
-        merged = {**self.docs.get(key, {}), **json_safe(dict(attrs), path)}
-        self.doc(key, merged)
-
     def array(self, path: str, data: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:
         """A whole in-memory array (metadata arrays, axis vectors, small data)."""
         data = np.asarray(data)

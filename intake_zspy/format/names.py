@@ -67,8 +67,6 @@ LEGACY_RAGGED_SHAPES: Final = "ragged_shapes"
 
 #: ``_list_<n>_<key>`` / ``_tuple_<n>_<key>`` groups holding a sequence of mixed items.
 SEQUENCE_GROUP: Final = re.compile(r"^_(list|tuple)_(\d+)_(.*)$", re.DOTALL)
-#: ``_list_<n>_axes``: the legacy (and nested-signal) axes layout.
-LEGACY_AXES: Final = re.compile(r"^_list_(\d+)_axes$")
 
 # axis groups
 AXIS_TYPE: Final = "_type"
@@ -77,6 +75,3 @@ DATA_AXIS: Final = "DataAxis"
 FUNCTIONAL_AXIS: Final = "FunctionalDataAxis"
 AXIS_VECTOR: Final = "axis"
 FUNCTIONAL_X: Final = "x"
-
-# object codecs zarr 3 cannot open
-OBJECT_CODECS: Final = frozenset({"vlen-array", "msgpack2", "vlen-utf8", "vlen-bytes", "json2"})
