@@ -121,7 +121,10 @@ def subprocess_env() -> dict[str, str]:
 
     The main environment's ``PYTHONPATH``/``PYTHONHOME`` and virtualenv
     variables are removed (they could put zarr 3 on the path), user site
-    packages are disabled and matplotlib gets a non-interactive backend.
+    packages are disabled, matplotlib gets a non-interactive backend, and string
+    hashing is fixed: exspy keeps ``Sample.elements`` in a ``set``, so without
+    ``PYTHONHASHSEED`` two HyperSpy processes may list the same elements in different
+    orders.
 
     Returns
     -------
@@ -134,6 +137,7 @@ def subprocess_env() -> dict[str, str]:
     env["PYTHONNOUSERSITE"] = "1"
     env.setdefault("MPLBACKEND", "Agg")
     env.setdefault("PYTHONIOENCODING", "utf-8")
+    env["PYTHONHASHSEED"] = "0"
     return env
 
 
