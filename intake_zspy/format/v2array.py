@@ -36,7 +36,7 @@ __all__ = ["ArrayMeta", "V2Array", "fill_boxes", "parse_dtype"]
 _FETCH_BATCH = 256
 #: ... as long as their stored size stays within this budget. Chunks decode straight
 #: into the result, so fetched bytes are what a read holds beyond it (two batches).
-_FETCH_BYTES = 128 * 2**20
+_FETCH_BYTES = 64 * 2**20
 _THREADS = max(2, os.cpu_count() or 2)
 
 
