@@ -10,13 +10,15 @@ Existing stores are replaced only once the new one is complete (see :func:`to_zs
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
+import itertools
 import math
 import os
 import uuid
-from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -279,18 +281,32 @@ def _write_data(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
             data[job.encoder.region(index)]
         )
 
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool:
-        for batch in _batches(indices, _PUT_BATCH):
-            store.put_many(dict(pool.map(encode, batch)))
-            if bar is not None:
-                bar.update(len(batch))
+    # Encoders never wait for writes: a sliding window of encode tasks, and finished
+    # chunks written in batches by one writer thread (concurrently on remote stores).
+    pending: dict[str, bytes] = {}
+    writing: Future[None] | None = None
+    with ThreadPoolExecutor(max_workers=_THREADS) as pool, ThreadPoolExecutor(1) as writer:
+        todo = iter(indices)
+        window = collections.deque(
+            pool.submit(encode, i) for i in itertools.islice(todo, 2 * _THREADS)
+        )
+        while window:
+            key, value = window.popleft().result()
+            pending[key] = value
+            following = next(todo, None)
+            if following is not None:
+                window.append(pool.submit(encode, following))
+            if len(pending) >= _PUT_BATCH or not window:
+                if writing is not None:
+                    writing.result()
+                writing = writer.submit(store.put_many, pending)
+                if bar is not None:
+                    bar.update(len(pending))
+                pending = {}
+        if writing is not None:
+            writing.result()
     if bar is not None:
         bar.close()
-
-
-def _batches(items: list[Any], size: int) -> Iterator[list[Any]]:
-    for start in range(0, len(items), size):
-        yield items[start : start + size]
 
 
 def _put_block(
