@@ -39,7 +39,8 @@ END = "<!-- END bench_cli.py output -->"
 HYPERSPY_CONVERT = """
 import sys, hyperspy.api as hs
 s = hs.load(sys.argv[1], lazy=True)
-s.save(sys.argv[2], overwrite=True, **({"store_type": "zip"} if sys.argv[2].endswith(".zip") else {}))
+# HyperSpy picks the format from the extension: always .zspy, zip via store_type
+s.save(sys.argv[2], overwrite=True, **({"store_type": "zip"} if sys.argv[3:] == ["zip"] else {}))
 """
 
 
@@ -85,7 +86,8 @@ def main() -> int:
                 [*cli, "convert", "--overwrite", "--no-progress", str(STORE), f"{tmp}/a.zip"]
             ),
             "convert to zip: HyperSpy load(lazy) + save": lambda: timed(
-                [hs_python, str(script), str(STORE), f"{tmp}/b.zip"], env=subprocess_env()
+                [hs_python, str(script), str(STORE), f"{tmp}/b-zip.zspy", "zip"],
+                env=subprocess_env(),
             ),
             "convert to directory: intake-zspy convert": lambda: timed(
                 [*cli, "convert", "--overwrite", "--no-progress", str(STORE), f"{tmp}/a.zspy"]
@@ -97,7 +99,7 @@ def main() -> int:
         for _ in range(args.repeats):  # interleaved rounds: load changes hit all alike
             for name, run in runs.items():
                 results.setdefault(name, []).append(run())
-                for leftover in Path(tmp).glob("[ab].*"):
+                for leftover in Path(tmp).glob("[ab][.-]*"):
                     if leftover.is_dir():
                         shutil.rmtree(leftover)
                     else:
