@@ -22,6 +22,7 @@ from intake_zspy.cli import _common as c
 from intake_zspy.cli._report import ArrayCheck, Report, shown
 from intake_zspy.errors import ChunkDecodeError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
+from intake_zspy.format.v2array import batched
 
 if TYPE_CHECKING:
     from intake_zspy._store import KeyInfo, KeyValueStore
@@ -177,25 +178,6 @@ def _plan_array(
     return check, array, sorted(f"{prefix}{k}" for k in present)
 
 
-def _batches(
-    work: list[tuple[ArrayCheck, V2Array, str]],
-    listing: Mapping[str, KeyInfo],
-    count: int,
-    max_bytes: int,
-) -> Iterator[list[tuple[ArrayCheck, V2Array, str]]]:
-    batch: list[tuple[ArrayCheck, V2Array, str]] = []
-    size = 0
-    for item in work:
-        nbytes = listing[item[2]].size or 0
-        if batch and (len(batch) >= count or size + nbytes > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += nbytes
-    if batch:
-        yield batch
-
-
 def _decode(array: V2Array, key: str, raw: bytes) -> str | None:
     """``None`` when the chunk decodes to its full shape, else why it does not."""
     try:
@@ -218,7 +200,7 @@ def _check_chunks(
     batch_bytes: int,
     progress: bool,
 ) -> None:
-    batches = list(_batches(work, listing, batch, batch_bytes))
+    batches = list(batched(work, lambda item: listing[item[2]].size or 0, batch, batch_bytes))
     bar = c.progress_bar(len(work), "checking", "chunk", progress)
     with ThreadPoolExecutor(1) as fetcher, ThreadPoolExecutor(workers) as decoders:
         pending: Future[Any] | None = None

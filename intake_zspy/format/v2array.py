@@ -15,10 +15,10 @@ import math
 import os
 import struct
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numcodecs
 import numpy as np
@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
     from intake_zspy._store import KeyInfo, KeyValueStore
 
-__all__ = ["ArrayMeta", "V2Array", "fill_boxes", "parse_dtype"]
+__all__ = ["ArrayMeta", "V2Array", "batched", "fill_boxes", "parse_dtype"]
 
 #: Chunks fetched per round trip when reading many of them ...
 _FETCH_BATCH = 256
@@ -361,28 +361,38 @@ def _check_blosc_length(raw: bytes, expected: int | None) -> None:
 Box = tuple["V2Array", np.ndarray, Sequence[int], Sequence[range] | None]
 
 
-def _batches(work: list[Any], sizes: Mapping[str, KeyInfo] | None) -> Iterator[list[Any]]:
-    """Consecutive runs of ``work`` items within the fetch count and byte budgets.
+T = TypeVar("T")
 
-    A chunk counts with its stored size when the store was listed, else (an upper
-    bound for compressed data) with its decoded size.
+
+def batched(
+    items: Iterable[T], size_of: Callable[[T], int], count: int, max_bytes: int
+) -> Iterator[list[T]]:
+    """Consecutive runs of ``items``: at most ``count`` items and ``max_bytes`` each.
+
+    An item larger than ``max_bytes`` makes a batch of its own.
     """
-    batch: list[Any] = []
+    batch: list[T] = []
     size = 0
-    for item in work:
-        meta, key = item[0].meta, item[4]
-        info = sizes.get(key) if sizes is not None else None
-        if info is not None and info.size is not None:
-            nbytes = info.size
-        else:
-            nbytes = math.prod(meta.chunks) * (meta.dtype.itemsize if not meta.is_object else 64)
-        if batch and (len(batch) >= _FETCH_BATCH or size + nbytes > _FETCH_BYTES):
+    for item in items:
+        nbytes = size_of(item)
+        if batch and (len(batch) >= count or size + nbytes > max_bytes):
             yield batch
             batch, size = [], 0
         batch.append(item)
         size += nbytes
     if batch:
         yield batch
+
+
+def _fetch_size(item: tuple[Any, ...], sizes: Mapping[str, KeyInfo] | None) -> int:
+    """A chunk's stored size if the store was listed, else its decoded size (an upper
+    bound for compressed data)."""
+    meta, key = item[0].meta, item[4]
+    info = sizes.get(key) if sizes is not None else None
+    if info is not None and info.size is not None:
+        return int(info.size)
+    itemsize = 64 if meta.is_object else int(meta.dtype.itemsize)
+    return math.prod(meta.chunks) * itemsize
 
 
 def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
@@ -403,7 +413,8 @@ def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
         array.place(out, origin, idx, key, store.get(key))
         return
     # fetch the next batch while this one decodes: transfer and CPU overlap
-    batches = list(_batches(work, store.sizes()))
+    sizes = store.sizes()
+    batches = list(batched(work, lambda item: _fetch_size(item, sizes), _FETCH_BATCH, _FETCH_BYTES))
     with ThreadPoolExecutor(max_workers=_THREADS) as pool, ThreadPoolExecutor(1) as fetcher:
         pending = fetcher.submit(store.get_many, [item[4] for item in batches[0]])
         for i, batch in enumerate(batches):
