@@ -387,7 +387,8 @@ def batched(
 def _fetch_size(item: tuple[Any, ...], sizes: Mapping[str, KeyInfo] | None) -> int:
     """A chunk's stored size if the store was listed, else its decoded size (an upper
     bound for compressed data)."""
-    meta, key = item[0].meta, item[4]
+    meta: ArrayMeta = item[0].meta
+    key: str = item[4]
     info = sizes.get(key) if sizes is not None else None
     if info is not None and info.size is not None:
         return int(info.size)
