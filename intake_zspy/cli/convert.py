@@ -1,6 +1,8 @@
 """``intake-zspy convert``: copy a store to another URL or store type, optionally rechunked.
 
-The copy streams through dask: each signal is opened with dask chunks that read whole
+Without ``--chunks`` or ``--compressor`` the chunk objects are copied as they are (no
+decoding, no encoding), in bounded batches, with the crash-safe order of the writer and a
+fresh ``.zmetadata``. Otherwise the copy streams through dask: each signal is opened with dask chunks that read whole
 target chunks straight from the source (or the source chunks, split afterwards, when the
 target chunks are smaller), and :func:`intake_zspy.to_zspy` encodes and writes each
 block in the task that computes it. Memory stays around a few blocks per worker thread.
@@ -27,7 +29,7 @@ from intake_zspy.cli._specs import (
 )
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyValueStore
+    from intake_zspy._store import KeyValueStore, WriteTarget
     from intake_zspy.format.decode import ZspyFile
 
 __all__ = ["SignalPlan", "plan_signals", "register"]
@@ -224,6 +226,9 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("\n".join(lines) + "\n")
             return c.EXIT_OK
         sys.stderr.write("\n".join(lines) + "\n")
+        if spec is None and args.compressor is None:
+            url = _copy_raw(store, file, target, args.consolidated, progress)
+            return _report(url, dst_options, store, start)
         tree = _open_tree(store, plans)
         config: dict[str, Any] = {"scheduler": "threads"}
         if args.workers is not None:
@@ -238,8 +243,15 @@ def run(args: argparse.Namespace) -> int:
                 compressor=compressor,
                 consolidated=args.consolidated,
             )
-        source_bytes = sum(i.size or 0 for i in store.list().values())
-    with open_store(url, dst_options) as written:
+        return _report(url, dst_options, store, start)
+
+
+def _report(url: str, options: dict[str, Any], source: KeyValueStore, start: float) -> int:
+    from intake_zspy._store import open_store
+    from intake_zspy.format.decode import open_file
+
+    source_bytes = sum(i.size or 0 for i in source.list().values())
+    with open_store(url, options) as written:
         written_file = open_file(written)
         stored = sum(i.size or 0 for i in written.list().values())
         count = len(written_file.signal_names())
@@ -248,6 +260,40 @@ def run(args: argparse.Namespace) -> int:
         f"(source {c.format_bytes(source_bytes)}) in {time.monotonic() - start:.1f} s\n"
     )
     return c.EXIT_OK
+
+
+def _copy_raw(
+    store: KeyValueStore, file: ZspyFile, target: WriteTarget, consolidated: bool, progress: bool
+) -> str:
+    """Copy the stored objects unchanged: signal groups first, root attributes last."""
+    from intake_zspy.format import names
+    from intake_zspy.format.encode import dumps
+    from intake_zspy.format.v2array import batched
+
+    listing = store.list()
+    last = [names.ZATTRS]
+    first = [names.ZGROUP, f"{names.EXPERIMENTS}/{names.ZGROUP}"]
+    first += [f"{names.EXPERIMENTS}/{n}/{names.ZGROUP}" for n in file.signal_names()]
+    middle = [k for k in listing if k not in (*first, *last, names.ZMETADATA)]
+    bar = c.progress_bar(len(listing), "copying", "object", progress)
+    with target.staging() as out:
+        for keys in (
+            [k for k in first if k in listing],
+            *batched(middle, lambda k: listing[k].size or 0, 256, 64 * 2**20),
+            last,
+        ):
+            values = store.get_many(keys)
+            out.put_many({k: v for k, v in values.items() if v is not None})
+            if bar is not None:
+                bar.update(len(keys))
+        if consolidated:
+            docs = file.hierarchy.docs
+            out.put_many(
+                {names.ZMETADATA: dumps({"metadata": docs, "zarr_consolidated_format": 1})}
+            )
+    if bar is not None:
+        bar.close()
+    return target.url
 
 
 def _source_compressor(file: ZspyFile, name: str) -> Any:
