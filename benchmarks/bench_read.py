@@ -38,7 +38,6 @@ import shlex
 import statistics
 import subprocess
 import sys
-import tempfile
 import threading
 import time
 import urllib.request
@@ -46,7 +45,7 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
@@ -55,6 +54,7 @@ if str(REPO) not in sys.path:
 import numcodecs
 import numpy as np
 
+from benchmarks._venv_worker import VenvWorker
 from tests.hyperspy.env import hyperspy_python, run_in_hyperspy, subprocess_env
 
 HERE = Path(__file__).resolve().parent
@@ -230,48 +230,10 @@ def summarize(runs: Sequence[dict[str, Any]], lab: Lab | None = None) -> dict[st
     return out
 
 
-class RsciioWorker:
-    """A persistent ``rsciio_worker.py --serve`` process in the HyperSpy venv."""
+class RsciioWorker(VenvWorker):
+    """``rsciio_worker.py --serve`` in the HyperSpy venv."""
 
-    def __init__(self) -> None:
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [str(hyperspy_python()), str(HERE / "rsciio_worker.py"), "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            env=subprocess_env(),
-        )
-
-    def run(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(job) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            self._stderr.seek(0)
-            tail = "\n".join(self._stderr.read().splitlines()[-30:])
-            raise RuntimeError(f"rsciio_worker.py died on {job}:\n{tail}")
-        runs: list[dict[str, Any]] = json.loads(line)
-        return runs
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=60)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    script = "rsciio_worker.py"
 
 
 Case = Callable[[], dict[str, Any]]

@@ -36,14 +36,13 @@ import shlex
 import shutil
 import subprocess
 import sys
-import tempfile
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Self
+from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 for p in (REPO, REPO / "benchmarks"):
@@ -74,7 +73,7 @@ from bench_read import (
     versions,
 )
 
-from tests.hyperspy.env import hyperspy_python, subprocess_env
+from benchmarks._venv_worker import VenvWorker
 
 HERE = Path(__file__).resolve().parent
 BEGIN = "<!-- BEGIN bench_write.py output: generated, do not edit by hand -->"
@@ -83,48 +82,10 @@ CODEC = numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
 THREADS = max(2, os.cpu_count() or 2)
 
 
-class HyperspyWorker:
-    """A persistent ``hyperspy_write_worker.py --serve`` process in the HyperSpy venv."""
+class HyperspyWorker(VenvWorker):
+    """``hyperspy_write_worker.py --serve`` in the HyperSpy venv."""
 
-    def __init__(self) -> None:
-        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - closed in close()
-        self.proc = subprocess.Popen(
-            [str(hyperspy_python()), str(HERE / "hyperspy_write_worker.py"), "--serve"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._stderr,
-            text=True,
-            env=subprocess_env(),
-        )
-
-    def run(self, job: dict[str, Any]) -> list[dict[str, Any]]:
-        assert self.proc.stdin is not None
-        assert self.proc.stdout is not None
-        self.proc.stdin.write(json.dumps(job) + "\n")
-        self.proc.stdin.flush()
-        line = self.proc.stdout.readline()
-        if not line:
-            self._stderr.seek(0)
-            tail = "\n".join(self._stderr.read().splitlines()[-30:])
-            raise RuntimeError(f"hyperspy_write_worker.py died on {job}:\n{tail}")
-        runs: list[dict[str, Any]] = json.loads(line)
-        return runs
-
-    def close(self) -> None:
-        if self.proc.stdin is not None:
-            self.proc.stdin.close()
-        try:
-            self.proc.wait(timeout=120)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
-        self._stderr.close()
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
+    script = "hyperspy_write_worker.py"
 
 
 # -- helpers ------------------------------------------------------------------------------
