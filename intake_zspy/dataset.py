@@ -201,18 +201,11 @@ def coord_to_axis(
         )
     if values is None:
         return {**axis, "_type": names.UNIFORM_AXIS, "size": size, "scale": 1.0, "offset": 0.0}
-    if attrs.get("axis_type") == names.FUNCTIONAL_AXIS and _functional_matches(attrs, values):
-        x_axis = dict(attrs["x_axis"])
-        if isinstance(x_axis.get(names.AXIS_VECTOR), list):
-            x_axis[names.AXIS_VECTOR] = np.asarray(x_axis[names.AXIS_VECTOR])
-        return {
-            **axis,
-            "_type": names.FUNCTIONAL_AXIS,
-            "size": size,
-            "expression": attrs["expression"],
-            **attrs.get("parameters", {}),
-            names.FUNCTIONAL_X: x_axis,
-        }
+    functional = (
+        _functional(attrs, values) if attrs.get("axis_type") == names.FUNCTIONAL_AXIS else None
+    )
+    if functional is not None:
+        return {**axis, **functional, "size": size}
     uniform = _uniform(values, attrs)
     if uniform is not None and attrs.get("axis_type", names.UNIFORM_AXIS) != names.DATA_AXIS:
         scale, offset = uniform
@@ -240,22 +233,23 @@ def _uniform(values: np.ndarray, attrs: Mapping[str, Any]) -> tuple[float, float
     return None
 
 
-def _functional_matches(attrs: Mapping[str, Any], values: np.ndarray) -> bool:
-    """Whether a functional axis still describes ``values`` (not sliced or edited)."""
+def _functional(attrs: Mapping[str, Any], values: np.ndarray) -> dict[str, Any] | None:
+    """The functional axis the attrs describe, if it still gives ``values`` (not sliced
+    or edited since it was read), else ``None``."""
     try:
         x_axis = dict(attrs["x_axis"])
         if isinstance(x_axis.get(names.AXIS_VECTOR), list):
             x_axis[names.AXIS_VECTOR] = np.asarray(x_axis[names.AXIS_VECTOR])
-        d = {
+        axis = {
             "_type": names.FUNCTIONAL_AXIS,
             "expression": attrs["expression"],
             **attrs.get("parameters", {}),
             names.FUNCTIONAL_X: x_axis,
         }
-        expected = axis_from_dict(d, values.shape[0], "coordinate").values
+        expected = axis_from_dict(axis, values.shape[0], "coordinate").values
     except (ZspyFormatError, KeyError, TypeError, ValueError):
-        return False
-    return bool(np.allclose(expected, values, rtol=1e-12, atol=0, equal_nan=True))
+        return None
+    return axis if np.allclose(expected, values, rtol=1e-12, atol=0, equal_nan=True) else None
 
 
 def _as_dataarray(obj: xr.DataArray | xr.Dataset) -> tuple[xr.DataArray, dict[str, Any]]:

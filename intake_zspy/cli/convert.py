@@ -106,6 +106,7 @@ class SignalPlan:
     target: tuple[int, ...]
     read: tuple[int, ...]
     ragged: bool
+    compressor: dict[str, Any] | None
 
 
 def plan_signals(file: ZspyFile, spec: ChunkSpec | None) -> list[SignalPlan]:
@@ -131,7 +132,7 @@ def plan_signals(file: ZspyFile, spec: ChunkSpec | None) -> list[SignalPlan]:
             navigate = [a.navigate is not False for a in sig.axes]
             target = spec.resolve(dims, shape, stored, navigate, meta.dtype.itemsize)
         read = tuple(max(t, s) for t, s in zip(target, stored, strict=True))
-        plans.append(SignalPlan(name, dims, shape, stored, target, read, ragged))
+        plans.append(SignalPlan(name, dims, shape, stored, target, read, ragged, meta.compressor))
     if spec is not None:
         spec.check_dims({d for p in plans for d in p.dims})
     return plans
@@ -215,7 +216,7 @@ def run(args: argparse.Namespace) -> int:
         file = open_file(store)
         plans = plan_signals(file, spec)
         if compressor is _KEEP:
-            compressor = _source_compressor(file, plans[0].name)
+            compressor = _source_compressor(plans[0])
         kind = {"local": "directory", "prefix": "key prefix"}.get(target.kind, target.kind)
         lines = [f"{store.url} -> {target.url} ({kind})"]
         lines += [f"  {p.name}: {_describe_chunks(p)}" for p in plans]
@@ -268,7 +269,7 @@ def _copy_raw(
     """Copy the stored objects unchanged: signal groups first, root attributes last."""
     from intake_zspy.format import names
     from intake_zspy.format.encode import dumps
-    from intake_zspy.format.v2array import batched
+    from intake_zspy.format.v2array import FETCH_BATCH, FETCH_BYTES, batched
 
     listing = store.list()
     last = [names.ZATTRS]
@@ -279,7 +280,7 @@ def _copy_raw(
     with target.staging() as out:
         for keys in (
             [k for k in first if k in listing],
-            *batched(middle, lambda k: listing[k].size or 0, 256, 64 * 2**20),
+            *batched(middle, lambda k: listing[k].size or 0, FETCH_BATCH, FETCH_BYTES),
             last,
         ):
             values = store.get_many(keys)
@@ -296,11 +297,7 @@ def _copy_raw(
     return target.url
 
 
-def _source_compressor(file: ZspyFile, name: str) -> Any:
+def _source_compressor(plan: SignalPlan) -> Any:
     import numcodecs
 
-    from intake_zspy.format.decode import RaggedArray
-
-    data = file.signal(name).data
-    meta = data.flat.meta if isinstance(data, RaggedArray) else data.meta
-    return numcodecs.get_codec(dict(meta.compressor)) if meta.compressor else None
+    return numcodecs.get_codec(dict(plan.compressor)) if plan.compressor else None

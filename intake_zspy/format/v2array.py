@@ -30,13 +30,21 @@ if TYPE_CHECKING:
 
     from intake_zspy._store import KeyInfo, KeyValueStore
 
-__all__ = ["ArrayMeta", "V2Array", "batched", "fill_boxes", "parse_dtype"]
+__all__ = [
+    "FETCH_BATCH",
+    "FETCH_BYTES",
+    "ArrayMeta",
+    "V2Array",
+    "batched",
+    "fill_boxes",
+    "parse_dtype",
+]
 
 #: Chunks fetched per round trip when reading many of them ...
-_FETCH_BATCH = 256
+FETCH_BATCH = 256
 #: ... as long as their stored size stays within this budget. Chunks decode straight
 #: into the result, so fetched bytes are what a read holds beyond it (two batches).
-_FETCH_BYTES = 64 * 2**20
+FETCH_BYTES = 64 * 2**20
 _THREADS = max(2, os.cpu_count() or 2)
 
 
@@ -399,7 +407,7 @@ def _fetch_size(item: tuple[Any, ...], sizes: Mapping[str, KeyInfo] | None) -> i
 def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
     """Fill boxes ``(array, out, origin, picks)`` of (possibly several) arrays of one store.
 
-    The chunks of all boxes are fetched in concurrent batches of ``_FETCH_BATCH`` keys
+    The chunks of all boxes are fetched in concurrent batches of ``FETCH_BATCH`` keys
     (one round trip each on remote stores) and decoded by a thread pool.
     """
     work = [
@@ -415,7 +423,7 @@ def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
         return
     # fetch the next batch while this one decodes: transfer and CPU overlap
     sizes = store.sizes()
-    batches = list(batched(work, lambda item: _fetch_size(item, sizes), _FETCH_BATCH, _FETCH_BYTES))
+    batches = list(batched(work, lambda item: _fetch_size(item, sizes), FETCH_BATCH, FETCH_BYTES))
     with ThreadPoolExecutor(max_workers=_THREADS) as pool, ThreadPoolExecutor(1) as fetcher:
         pending = fetcher.submit(store.get_many, [item[4] for item in batches[0]])
         for i, batch in enumerate(batches):
