@@ -1,22 +1,48 @@
 """Exceptions and warnings raised by intake-zspy.
 
 Every exception derives from :class:`ZspyError` and from the builtin a caller would
-naturally catch (``ValueError``, ``KeyError``, ``FileExistsError``), so both
+naturally catch (``ValueError``, ``KeyError``, ``FileNotFoundError``, ...), so both
 ``except ZspyError`` and ``except ValueError`` work. Messages name the store URL and the
-path inside the store.
+path inside the store (array, group or key).
+
+The tree::
+
+    ZspyError
+    ├── ZspyFormatError (ValueError)        the content is not a valid zspy store
+    │   ├── IncompleteStoreError            left incomplete by an interrupted writer
+    │   ├── UnsupportedCodecError           a codec outside the allow-list
+    │   ├── ChunkDecodeError                a chunk's bytes do not decode as declared
+    │   ├── DamagedStoreError               the container is damaged (zip CRC, zip directory)
+    │   ├── UnsafePathError                 a key or name that would leave a store or target
+    │   └── LimitExceededError              a size or depth beyond the configured limits
+    ├── SignalNotFoundError (KeyError)      no such ``Experiments/`` signal
+    ├── StoreNotFoundError (FileNotFoundError)
+    ├── StoreExistsError (FileExistsError)
+    └── StoreReadError (OSError)            a key exists but reading it failed (I/O)
+
+    ZspyWarning (UserWarning)
+    ├── StaleMetadataWarning
+    └── ZspyVersionWarning
 """
 
 from __future__ import annotations
 
 __all__ = [
     "ChunkDecodeError",
+    "DamagedStoreError",
     "IncompleteStoreError",
+    "LimitExceededError",
     "SignalNotFoundError",
     "StaleMetadataWarning",
+    "StoreExistsError",
+    "StoreNotFoundError",
+    "StoreReadError",
+    "UnsafePathError",
     "UnsupportedCodecError",
     "ZspyError",
     "ZspyFormatError",
     "ZspyVersionWarning",
+    "ZspyWarning",
 ]
 
 
@@ -33,11 +59,26 @@ class IncompleteStoreError(ZspyFormatError):
 
 
 class UnsupportedCodecError(ZspyFormatError):
-    """An array uses a compressor or filter that numcodecs cannot provide."""
+    """An array names a compressor or filter outside the allow-list, or bad parameters."""
 
 
-class ChunkDecodeError(ZspyError, ValueError):
-    """A chunk exists but its bytes cannot be decoded into the declared shape and dtype."""
+class ChunkDecodeError(ZspyFormatError):
+    """A chunk exists but its bytes do not decode into the declared shape and dtype."""
+
+
+class DamagedStoreError(ZspyFormatError):
+    """The container is damaged: a zip directory or member cannot be read as stored."""
+
+
+class UnsafePathError(ZspyFormatError):
+    """A key or name would address something outside the store or the write target."""
+
+
+class LimitExceededError(ZspyFormatError):
+    """A document, array or chunk is larger (or deeper) than the configured limits.
+
+    See :func:`intake_zspy.set_limits` to raise them for trusted data.
+    """
 
 
 class SignalNotFoundError(ZspyError, KeyError):
@@ -48,9 +89,25 @@ class SignalNotFoundError(ZspyError, KeyError):
         return str(self.args[0]) if self.args else ""
 
 
-class StaleMetadataWarning(UserWarning):
+class StoreNotFoundError(ZspyError, FileNotFoundError):
+    """Nothing exists at the URL (no file, directory, object or prefix)."""
+
+
+class StoreExistsError(ZspyError, FileExistsError):
+    """The write target exists and overwriting was not asked for."""
+
+
+class StoreReadError(ZspyError, OSError):
+    """A key of the store exists but could not be read (network or file system failure)."""
+
+
+class ZspyWarning(UserWarning):
+    """Base class of every warning issued by intake-zspy."""
+
+
+class StaleMetadataWarning(ZspyWarning):
     """Consolidated metadata (``.zmetadata``) disagrees with the store; the store wins."""
 
 
-class ZspyVersionWarning(UserWarning):
+class ZspyVersionWarning(ZspyWarning):
     """The store declares a newer format version than this library knows."""
