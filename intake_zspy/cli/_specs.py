@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from intake_zspy.cli._common import CliError, parse_size
+from intake_zspy.errors import UnsupportedCodecError
 
 __all__ = ["ChunkSpec", "parse_chunks", "parse_compressor"]
 
@@ -168,11 +169,19 @@ def parse_compressor(text: str) -> Any:
     """
     import numcodecs
 
+    from intake_zspy.format.codecs import COMPRESSORS, make_codec
+
+    def allowed(config: Any) -> Any:
+        try:
+            return make_codec(config, "--compressor", COMPRESSORS)
+        except UnsupportedCodecError as exc:
+            raise CliError(str(exc)) from exc
+
     t = text.strip()
     if t.startswith("{"):
         try:
-            return numcodecs.get_codec(json.loads(t))
-        except (ValueError, TypeError, KeyError) as exc:
+            return allowed(json.loads(t))
+        except ValueError as exc:
             raise CliError(f"--compressor {text!r}: not a numcodecs config: {exc}") from exc
     name, *params = [p.strip() for p in t.lower().split(":")]
     if name == "none" and not params:
@@ -199,10 +208,7 @@ def parse_compressor(text: str) -> Any:
         config: dict[str, Any] = {"id": name}
         if params:
             config[key] = _int(params[0], key)
-        try:
-            return numcodecs.get_codec(config)
-        except (ValueError, TypeError) as exc:
-            raise CliError(f"--compressor {text!r}: {exc}") from exc
+        return allowed(config)
     raise CliError(
         f"--compressor {text!r}: unknown; use blosc, zstd, zlib, gzip, bz2, lzma, lz4 or none"
     )

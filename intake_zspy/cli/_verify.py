@@ -159,7 +159,7 @@ def _plan_array(
     try:
         meta = ArrayMeta.from_json(doc, f"{store.url}: {path}")
         array = V2Array(store, path, meta)
-        array.codecs()
+        array.pipeline()
     except ZspyFormatError as exc:
         check.error = str(exc).removeprefix(f"{store.url}: ")
         return check, None, []

@@ -298,6 +298,8 @@ def _copy_raw(
 
 
 def _source_compressor(plan: SignalPlan) -> Any:
-    import numcodecs
+    from intake_zspy.format.codecs import COMPRESSORS, make_codec
 
-    return numcodecs.get_codec(dict(plan.compressor)) if plan.compressor else None
+    if not plan.compressor:
+        return None
+    return make_codec(plan.compressor, f"signal {plan.name!r}", COMPRESSORS)

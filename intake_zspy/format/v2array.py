@@ -13,21 +13,19 @@ import base64
 import itertools
 import math
 import os
-import struct
 import threading
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
-import numcodecs
 import numpy as np
 
-from intake_zspy.errors import ChunkDecodeError, UnsupportedCodecError, ZspyFormatError
+from intake_zspy.errors import ChunkDecodeError, LimitExceededError, ZspyFormatError
+from intake_zspy.format.codecs import Pipeline
+from intake_zspy.format.limits import get_limits
 
 if TYPE_CHECKING:
-    from numcodecs.abc import Codec
-
     from intake_zspy._store import KeyInfo, KeyValueStore
 
 __all__ = [
@@ -48,49 +46,121 @@ FETCH_BYTES = 64 * 2**20
 _THREADS = max(2, os.cpu_count() or 2)
 
 
+#: dtype kinds a zspy array may hold (object only with an object codec).
+_KINDS = frozenset("biufcSUVOmM")
+
+
 def _descr(value: Any) -> Any:
     """JSON lists of a structured ``dtype`` entry as the tuples numpy expects."""
-    if isinstance(value, list) and value and all(isinstance(v, list) for v in value):
-        return [(f[0], _descr(f[1]), *([tuple(f[2])] if len(f) > 2 else [])) for f in value]
-    return value
+    if isinstance(value, str):
+        return value
+    if not isinstance(value, list) or not value:
+        raise ValueError(f"dtype must be a string or a list of fields, not {value!r}")
+    fields = []
+    for f in value:
+        if not isinstance(f, list) or len(f) not in (2, 3) or not isinstance(f[0], str):
+            raise ValueError(f"invalid structured dtype field {f!r}")
+        if len(f) == 3 and not (isinstance(f[2], list) and all(_is_count(n) for n in f[2])):
+            raise ValueError(f"invalid shape in structured dtype field {f!r}")
+        fields.append((f[0], _descr(f[1]), *([tuple(f[2])] if len(f) == 3 else [])))
+    return fields
+
+
+def _kinds(dtype: np.dtype[Any]) -> set[str]:
+    if dtype.fields is None:
+        base = dtype.subdtype[0] if dtype.subdtype is not None else dtype
+        return {base.kind} if base.fields is None else _kinds(base)
+    return set().union(*(_kinds(f[0]) for f in dtype.fields.values()))
 
 
 def parse_dtype(descr: Any) -> np.dtype[Any]:
-    """The numpy dtype of a ``.zarray`` ``dtype`` entry (string or structured list)."""
-    dtype: np.dtype[Any] = np.dtype(_descr(descr))
+    """The numpy dtype of a ``.zarray`` ``dtype`` entry (string or structured list).
+
+    Raises
+    ------
+    ValueError
+        Not a dtype zarr format 2 describes, an empty one, or object fields in a record.
+    """
+    try:
+        dtype: np.dtype[Any] = np.dtype(_descr(descr))
+    except (TypeError, ValueError, RecursionError) as exc:
+        raise ValueError(f"invalid dtype {descr!r}: {exc}") from exc
+    kinds = _kinds(dtype)
+    if not kinds <= _KINDS or (dtype.kind != "O" and "O" in kinds):
+        raise ValueError(f"unsupported dtype {descr!r}")
+    if dtype.itemsize == 0:
+        raise ValueError(f"dtype {descr!r} has no bytes")
     return dtype
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
 def _float(value: Any) -> float:
     """A JSON float, where zarr writes NaN and infinities as strings."""
-    if isinstance(value, str):
+    if isinstance(value, str) and value in ("NaN", "Infinity", "-Infinity"):
         return float(value.replace("Infinity", "inf"))
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(f"{value!r} is not a number")
     return float(value)
 
 
+def _integer(value: Any) -> int:
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{value!r} is not an integer")
+    return value
+
+
 def _decode_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
-    """The fill value as a numpy scalar (zarr v2 JSON conventions)."""
-    if value is None or dtype.kind == "O":
+    """The fill value as a numpy scalar (zarr v2 JSON conventions), checked for its dtype."""
+    if value is None:
+        return None
+    kind = dtype.kind
+    if kind == "O":
+        if not isinstance(value, bool | int | float | str):
+            raise ValueError(f"fill_value {value!r} of an object array")
         return value
-    if dtype.kind == "f":
-        return np.array(_float(value), dtype=dtype)[()]
-    if dtype.kind == "c":
-        if isinstance(value, list):
-            return np.array(complex(_float(value[0]), _float(value[1])), dtype=dtype)[()]
-        return np.array(complex(value), dtype=dtype)[()]
-    if dtype.kind == "U":
-        return np.array(value, dtype=dtype)[()]
-    if dtype.kind in "VS" or dtype.fields is not None:
-        raw = base64.standard_b64decode(value)
-        if dtype.kind == "S":
+    if dtype.fields is not None or kind in "VS":
+        if not isinstance(value, str):
+            raise ValueError(f"fill_value {value!r} of a {dtype} array must be base64 text")
+        raw = base64.b64decode(value, validate=True)
+        if kind == "S" and len(raw) <= dtype.itemsize:
             return np.array(raw, dtype=dtype)[()]
-        return np.frombuffer(raw.ljust(dtype.itemsize, b"\0"), dtype=dtype, count=1)[0]
-    return np.array(value, dtype=dtype)[()]
+        if len(raw) != dtype.itemsize:
+            raise ValueError(f"fill_value holds {len(raw)} bytes, the dtype {dtype.itemsize}")
+        return np.frombuffer(raw, dtype=dtype, count=1)[0]
+    if kind == "b":
+        if not isinstance(value, bool) and value not in (0, 1):
+            raise ValueError(f"fill_value {value!r} of a boolean array")
+        return np.bool_(bool(value))
+    if kind in "iumM":
+        number = _integer(value)
+        if kind in "iu" and not np.iinfo(dtype).min <= number <= np.iinfo(dtype).max:
+            raise ValueError(f"fill_value {number} does not fit {dtype}")
+        return np.array(number, dtype=dtype if kind in "iu" else np.int64).view(dtype)[()]
+    if kind == "f":
+        return np.array(_float(value), dtype=dtype)[()]
+    if kind == "c":
+        if isinstance(value, list) and len(value) == 2:
+            return np.array(complex(_float(value[0]), _float(value[1])), dtype=dtype)[()]
+        return np.array(complex(_float(value)), dtype=dtype)[()]
+    if kind == "U" and isinstance(value, str) and len(value) <= dtype.itemsize // 4:
+        return np.array(value, dtype=dtype)[()]
+    raise ValueError(f"fill_value {value!r} does not fit dtype {dtype}")
+
+
+def _counts(value: Any, what: str, minimum: int) -> tuple[int, ...]:
+    if not isinstance(value, list) or not all(_is_count(n) and n >= minimum for n in value):
+        raise ValueError(f"{what} must be a list of integers >= {minimum}, not {value!r}")
+    return tuple(value)
 
 
 @dataclass(frozen=True)
 class ArrayMeta:
-    """The content of a ``.zarray`` document."""
+    """The content of a ``.zarray`` document, validated."""
 
     shape: tuple[int, ...]
     chunks: tuple[int, ...]
@@ -102,28 +172,70 @@ class ArrayMeta:
     filters: tuple[dict[str, Any], ...]
 
     @classmethod
-    def from_json(cls, doc: dict[str, Any], where: str) -> ArrayMeta:
-        """Parse a ``.zarray`` document; ``where`` names it in error messages."""
+    def from_json(cls, doc: Any, where: str) -> ArrayMeta:
+        """Parse a ``.zarray`` document; ``where`` names it in error messages.
+
+        Every field is checked against zarr format 2 (no coercion of strings, floats or
+        booleans), and sizes against :func:`~intake_zspy.format.limits.get_limits`.
+
+        Raises
+        ------
+        ZspyFormatError
+            A field is missing, has the wrong type or value.
+        LimitExceededError
+            The array has too many dimensions, or a chunk is too large to decode.
+        """
         try:
-            if doc.get("zarr_format") != 2:
-                raise ValueError(f"zarr_format is {doc.get('zarr_format')!r}, expected 2")
+            if not isinstance(doc, dict):
+                raise TypeError("not a JSON object")
+            version = doc.get("zarr_format")
+            if version != 2 or isinstance(version, bool | float):
+                raise ValueError(f"zarr_format is {version!r}, expected 2")
+            if "dtype" not in doc:
+                raise ValueError("no dtype")
             dtype = parse_dtype(doc["dtype"])
-            shape = tuple(int(n) for n in doc["shape"])
-            chunks = tuple(int(n) for n in doc["chunks"])
-            if len(chunks) != len(shape) or any(c <= 0 for c in chunks):
-                raise ValueError(f"chunks {chunks} do not fit shape {shape}")
-            return cls(
-                shape=shape,
-                chunks=chunks,
-                dtype=dtype,
-                fill_value=_decode_fill_value(doc.get("fill_value"), dtype),
-                order="F" if doc.get("order") == "F" else "C",
-                separator=doc.get("dimension_separator") or ".",
-                compressor=doc.get("compressor"),
-                filters=tuple(doc.get("filters") or ()),
-            )
-        except (KeyError, TypeError, ValueError) as exc:
+            shape = _counts(doc.get("shape"), "shape", 0)
+            chunks = _counts(doc.get("chunks"), "chunks", 1)
+            if len(chunks) != len(shape):
+                raise ValueError(f"chunks {list(chunks)} do not fit shape {list(shape)}")
+            order = doc.get("order")
+            if order not in ("C", "F"):
+                raise ValueError(f"order is {order!r}, expected 'C' or 'F'")
+            separator = doc.get("dimension_separator", ".")
+            if separator not in (".", "/", None):
+                raise ValueError(f"dimension_separator is {separator!r}, expected '.' or '/'")
+            compressor = doc.get("compressor")
+            if compressor is not None and not isinstance(compressor, dict):
+                raise ValueError(f"compressor is {compressor!r}, expected an object or null")
+            filters = doc.get("filters") or []
+            if not isinstance(filters, list) or not all(isinstance(f, dict) for f in filters):
+                raise ValueError(f"filters are {filters!r}, expected a list of objects or null")
+            fill_value = _decode_fill_value(doc.get("fill_value"), dtype)
+        except (TypeError, ValueError) as exc:
             raise ZspyFormatError(f"{where}: invalid .zarray: {exc}") from exc
+        limits = get_limits()
+        if len(shape) > limits.max_ndim:
+            raise LimitExceededError(
+                f"{where}: {len(shape)} dimensions, more than the limit of {limits.max_ndim}"
+            )
+        if math.prod(shape) * dtype.itemsize >= 2**63:
+            raise LimitExceededError(f"{where}: shape {list(shape)} cannot exist in memory")
+        chunk_bytes = math.prod(chunks) * dtype.itemsize
+        if chunk_bytes > limits.max_chunk_bytes:
+            raise LimitExceededError(
+                f"{where}: chunks {list(chunks)} of {dtype} hold {chunk_bytes} bytes, more "
+                f"than the limit of {limits.max_chunk_bytes} (intake_zspy.set_limits)"
+            )
+        return cls(
+            shape=shape,
+            chunks=chunks,
+            dtype=dtype,
+            fill_value=fill_value,
+            order=order,
+            separator=separator or ".",
+            compressor=compressor,
+            filters=tuple(filters),
+        )
 
     @property
     def grid(self) -> tuple[int, ...]:
@@ -156,20 +268,20 @@ class V2Array:
         Its parsed ``.zarray``.
     """
 
-    __slots__ = ("_codecs", "meta", "path", "store")
+    __slots__ = ("_pipeline", "meta", "path", "store")
 
     def __init__(self, store: KeyValueStore, path: str, meta: ArrayMeta) -> None:
         self.store = store
         self.path = path
         self.meta = meta
-        self._codecs: tuple[Codec | None, tuple[Codec, ...]] | None = None
+        self._pipeline: Pipeline | None = None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (self.store, self.path, self.meta)
 
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.store, self.path, self.meta = state
-        self._codecs = None
+        self._pipeline = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -187,23 +299,21 @@ class V2Array:
     def where(self) -> str:
         return f"{self.store.url}: array {self.path!r}"
 
-    def codecs(self) -> tuple[Codec | None, tuple[Codec, ...]]:
-        """The compressor and the filters, instantiated once."""
-        if self._codecs is None:
-            self._codecs = (
-                self._codec(self.meta.compressor) if self.meta.compressor else None,
-                tuple(self._codec(f) for f in self.meta.filters),
-            )
-        return self._codecs
+    def pipeline(self) -> Pipeline:
+        """The validated codecs of the array, instantiated once.
 
-    def _codec(self, config: dict[str, Any]) -> Codec:
-        try:
-            return numcodecs.get_codec(dict(config))
-        except (ValueError, KeyError, TypeError) as exc:
-            raise UnsupportedCodecError(
-                f"{self.where} uses codec {config.get('id')!r}, which numcodecs "
-                f"{numcodecs.__version__} cannot provide ({exc})"
-            ) from exc
+        Raises
+        ------
+        UnsupportedCodecError
+            A codec outside the allow-list, invalid parameters, or codecs that do not
+            fit the dtype.
+        """
+        if self._pipeline is None:
+            meta = self.meta
+            self._pipeline = Pipeline(
+                meta.compressor, meta.filters, meta.dtype, meta.chunks, self.where
+            )
+        return self._pipeline
 
     # -- reading ---------------------------------------------------------------------
 
@@ -299,31 +409,25 @@ class V2Array:
 
         ``into`` (a C-contiguous array of the chunk's shape and dtype) receives the
         decompressed bytes when the codecs allow it, saving an allocation per chunk.
+
+        Raises
+        ------
+        ChunkDecodeError
+            The bytes do not decode into exactly the declared number of items.
         """
         meta = self.meta
-        compressor, filters = self.codecs()
+        pipeline = self.pipeline()
         try:
-            plain = not filters and not meta.is_object
-            if compressor is not None and compressor.codec_id == "blosc":
-                expected = math.prod(meta.chunks) * meta.dtype.itemsize if plain else None
-                _check_blosc_length(raw, expected)
-            if into is not None and compressor is not None and plain:
-                compressor.decode(raw, out=into.reshape(-1).view(np.uint8))
-                return into
-            buf: Any = compressor.decode(raw) if compressor is not None else raw
-            for codec in reversed(filters):
-                buf = codec.decode(buf)
             if meta.is_object:
-                arr = np.asarray(buf, dtype=object)
-                if arr.size != math.prod(meta.chunks):
-                    raise ValueError(f"{arr.size} items, expected {math.prod(meta.chunks)}")
-                return arr.reshape(meta.chunks, order=meta.order)
+                items = pipeline.decode(raw)
+                return np.asarray(items, dtype=object).reshape(meta.chunks, order=meta.order)
+            buf = pipeline.decode(raw, into if meta.order == "C" else None)
+            if into is not None and buf is into:
+                return into
             arr = np.frombuffer(buf, dtype=meta.dtype)
-            if arr.size != math.prod(meta.chunks):
-                raise ValueError(
-                    f"{arr.nbytes} bytes decoded, expected "
-                    f"{math.prod(meta.chunks) * meta.dtype.itemsize}"
-                )
+            expected = math.prod(meta.chunks) * meta.dtype.itemsize
+            if arr.nbytes != expected:
+                raise ValueError(f"{arr.nbytes} bytes decoded, expected {expected}")
             chunk = arr.reshape(meta.chunks, order=meta.order)
             if into is not None:
                 into[...] = chunk
@@ -349,21 +453,6 @@ def _scratch(meta: ArrayMeta) -> np.ndarray | None:
         buf = np.empty(nbytes, dtype=np.uint8)
         _local.buf = buf
     return buf[:nbytes].view(meta.dtype).reshape(meta.chunks)
-
-
-def _check_blosc_length(raw: bytes, expected: int | None) -> None:
-    """Blosc trusts its header: a truncated buffer would be read past its end.
-
-    The 16-byte header holds, after four 1-byte fields, ``nbytes`` (the decoded size),
-    ``blocksize`` and ``cbytes`` (the whole compressed length) as little-endian uint32.
-    """
-    if len(raw) < 16:
-        raise ValueError(f"{len(raw)} bytes, shorter than a blosc header")
-    nbytes, _, cbytes = struct.unpack_from("<III", raw, 4)
-    if cbytes != len(raw):
-        raise ValueError(f"blosc header announces {cbytes} bytes, found {len(raw)}")
-    if expected is not None and nbytes != expected:
-        raise ValueError(f"{nbytes} bytes decoded, expected {expected}")
 
 
 Box = tuple["V2Array", np.ndarray, Sequence[int], Sequence[range] | None]
