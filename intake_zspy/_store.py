@@ -8,14 +8,17 @@ bytes out, with concurrent bulk reads.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import os
 import posixpath
+import re
 import shutil
 import tempfile
 import threading
 import uuid
 import zipfile
+import zlib
 from abc import ABC, abstractmethod
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -26,10 +29,24 @@ import fsspec
 from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.zip import ZipFileSystem
 
-from intake_zspy.errors import ZspyFormatError
+from intake_zspy.errors import (
+    DamagedStoreError,
+    StoreNotFoundError,
+    StoreReadError,
+    UnsafePathError,
+    ZspyFormatError,
+)
 from intake_zspy.format import names
 
-__all__ = ["KeyInfo", "KeyValueStore", "WriteTarget", "open_store", "resolve_target"]
+__all__ = [
+    "DirectoryStore",
+    "KeyInfo",
+    "KeyValueStore",
+    "WriteTarget",
+    "check_key",
+    "open_store",
+    "resolve_target",
+]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
 _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
@@ -39,12 +56,46 @@ _HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 class KeyInfo:
     """What a listing tells about one key.
 
-    ``order`` is a modification time or, in a zip file, the member's offset: larger means
-    written later. It is only compared within one store and is ``None`` when unknown.
+    ``digest`` is a content hash the storage computed itself, when it has one:
+    ``"md5:<hex>"`` (an S3 ETag of a single-part upload, a GCS ``md5Hash``) or
+    ``"crc32:<hex>"`` (a zip member). It lets a reader check a document it already holds
+    without fetching it again.
     """
 
     size: int | None
-    order: float | None
+    digest: str | None = None
+
+
+_DRIVE = re.compile(r"^[A-Za-z]:")
+
+
+def check_key(key: str, url: str) -> str:
+    """``key`` if it is a safe relative key of a store, else :class:`UnsafePathError`.
+
+    A safe key is relative, has no empty, ``.`` or ``..`` segment, no backslash, no NUL
+    and no drive letter: it cannot address anything outside the store, on any storage,
+    whatever it is later turned into (a local path when copying, an object key).
+    """
+    if (
+        not isinstance(key, str)
+        or not key
+        or key.startswith("/")
+        or "\\" in key
+        or "\0" in key
+        or _DRIVE.match(key)
+        or any(part in ("", ".", "..") for part in key.split("/"))
+    ):
+        raise UnsafePathError(
+            f"{url}: key {key!r} is not a safe relative path (no '..', '.', empty segment, "
+            "leading '/', backslash, NUL or drive); refusing the store"
+        )
+    return key
+
+
+def _checked_listing(listing: dict[str, KeyInfo], url: str) -> dict[str, KeyInfo]:
+    for key in listing:
+        check_key(key, url)
+    return listing
 
 
 class KeyValueStore(ABC):
@@ -54,7 +105,13 @@ class KeyValueStore(ABC):
 
     @abstractmethod
     def list(self) -> dict[str, KeyInfo]:
-        """Every key of the store (one recursive listing, cached)."""
+        """Every key of the store (one recursive listing, cached).
+
+        Raises
+        ------
+        UnsafePathError
+            A key would address something outside the store (see :func:`check_key`).
+        """
 
     @abstractmethod
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
@@ -82,28 +139,38 @@ class KeyValueStore(ABC):
         self.close()
 
 
-def _order_of(info: Mapping[str, Any]) -> float | None:
-    """A comparable "written when" from an fsspec info dict, across implementations."""
-    if "header_offset" in info and info["header_offset"] is not None:  # zip member
-        return float(info["header_offset"])
-    for name in ("mtime", "LastModified", "last_modified", "created"):
-        value = info.get(name)
-        if value is None:
-            continue
-        if hasattr(value, "timestamp"):
-            return float(value.timestamp())
+_MD5 = re.compile(r"^[0-9a-f]{32}$")
+
+
+def _digest_of(info: Mapping[str, Any]) -> str | None:
+    """The content hash an fsspec info dict carries, across implementations."""
+    crc = info.get("CRC")
+    if isinstance(crc, int) and "header_offset" in info:  # a zip member
+        return f"crc32:{crc:08x}"
+    etag = info.get("ETag") or info.get("etag")
+    if isinstance(etag, str):
+        etag = etag.strip('"').lower()
+        if _MD5.match(etag):
+            return f"md5:{etag}"
+    md5 = info.get("md5Hash")  # GCS, base64
+    if isinstance(md5, str):
         try:
-            return float(value)
-        except (TypeError, ValueError):
-            continue
+            return f"md5:{base64.b64decode(md5).hex()}"
+        except ValueError:
+            return None
     return None
 
 
+#: What reading a damaged zip member raises, from zipfile and the decompressors under it.
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, NotImplementedError, RuntimeError, EOFError)
+
+
 class FsspecStore(KeyValueStore):
-    """A store rooted at ``root`` in an fsspec filesystem.
+    """A store rooted at ``root`` in an fsspec filesystem (object storage, memory, zip).
 
     Bulk reads use the filesystem's own concurrency (``fs.cat`` on async filesystems such
-    as s3fs) or a small thread pool for synchronous ones (local disk).
+    as s3fs). Reading a damaged zip member raises :class:`DamagedStoreError`; any other
+    failure to read an existing key raises :class:`StoreReadError`.
     """
 
     def __init__(
@@ -120,7 +187,7 @@ class FsspecStore(KeyValueStore):
         self.root = root.rstrip("/")
         self.url = url
         self._zip_source = zip_source
-        self._listing = listing
+        self._listing = None if listing is None else _checked_listing(listing, url)
         # values fetched while the store was being resolved, handed out once
         self._prefetched = dict(prefetched or {})
         self._lock = threading.Lock()
@@ -128,8 +195,7 @@ class FsspecStore(KeyValueStore):
     @classmethod
     def from_zip(cls, fs: fsspec.AbstractFileSystem, path: str, url: str) -> FsspecStore:
         """A store over the zip file ``path`` of ``fs`` (read through ``fs``, any protocol)."""
-        zfs = ZipFileSystem(fo=fs.open(path, "rb"), skip_instance_cache=True)
-        return cls(zfs, "", url, zip_source=(fs, path))
+        return cls(_open_zip_fs(fs, path, url), "", url, zip_source=(fs, path))
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
@@ -142,16 +208,16 @@ class FsspecStore(KeyValueStore):
         self.__dict__.update(state)
         self._lock = threading.Lock()
         if self._zip_source is not None:
-            fs, path = self._zip_source
-            self.fs = ZipFileSystem(fo=fs.open(path, "rb"), skip_instance_cache=True)
+            self.fs = _open_zip_fs(*self._zip_source, self.url)
 
     def _path(self, key: str) -> str:
+        check_key(key, self.url)
         return f"{self.root}/{key}" if self.root else key
 
     def list(self) -> dict[str, KeyInfo]:
         with self._lock:
             if self._listing is None:
-                self._listing = _list_fs(self.fs, self.root)
+                self._listing = _checked_listing(_list_fs(self.fs, self.root), self.url)
             return self._listing
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
@@ -169,33 +235,30 @@ class FsspecStore(KeyValueStore):
                 value = raw.get(path, raw.get(self.fs._strip_protocol(path)))
                 out[key] = _check_value(value, self.url, key)
             return out
-        if isinstance(self.fs, LocalFileSystem) and len(paths) > 1:
-            with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
-                values = list(pool.map(self._get_one, keys))
-            return dict(zip(keys, values, strict=True))
         return {key: self._get_one(key) for key in keys}
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
         if not items:
             return
-        paths = {self._path(k): v for k, v in items.items()}
-        if not isinstance(self.fs, LocalFileSystem):
-            self.fs.pipe(paths)
-        elif len(paths) == 1:
-            self._put_local(*next(iter(paths.items())))
-        else:
-            with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
-                list(pool.map(lambda kv: self._put_local(*kv), paths.items()))
+        self.fs.pipe({self._path(k): v for k, v in items.items()})
         with self._lock:
             self._listing = None
 
-    def _put_local(self, path: str, value: bytes) -> None:
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        with open(path, "wb") as f:
-            f.write(value)
-
     def _get_one(self, key: str) -> bytes | None:
-        return _cat_or_none(self.fs, self._path(key))
+        path = self._path(key)
+        try:
+            value: bytes = self.fs.cat_file(path, **_whole_object(self.fs))
+        except (FileNotFoundError, IsADirectoryError):
+            return None
+        except _ZIP_ERRORS as exc:
+            if not isinstance(self.fs, ZipFileSystem):
+                raise StoreReadError(f"{self.url}: reading {key!r} failed: {exc}") from exc
+            raise DamagedStoreError(
+                f"{self.url}: zip member {key!r} cannot be read ({type(exc).__name__}: {exc})"
+            ) from exc
+        except OSError as exc:
+            raise StoreReadError(f"{self.url}: reading {key!r} failed: {exc}") from exc
+        return value
 
     def sizes(self) -> Mapping[str, KeyInfo] | None:
         return self._listing
@@ -203,6 +266,99 @@ class FsspecStore(KeyValueStore):
     def close(self) -> None:
         if self._zip_source is not None:
             self.fs.close()
+
+
+def _open_zip_fs(fs: fsspec.AbstractFileSystem, path: str, url: str) -> ZipFileSystem:
+    try:
+        return ZipFileSystem(fo=fs.open(path, "rb"), skip_instance_cache=True)
+    except FileNotFoundError as exc:
+        raise StoreNotFoundError(f"{url}: no such file") from exc
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        raise DamagedStoreError(f"{url}: damaged or truncated zip file: {exc}") from exc
+
+
+class DirectoryStore(KeyValueStore):
+    """A store in a local directory, read and written with plain file operations.
+
+    Nothing is read through a symbolic link that leads out of the directory: listing or
+    reading such a key raises :class:`UnsafePathError`. Links that stay inside it work.
+    """
+
+    def __init__(self, root: str | os.PathLike[str], url: str) -> None:
+        self.root = os.path.realpath(root)
+        self.url = url
+        self._listing: dict[str, KeyInfo] | None = None
+
+    def _path(self, key: str) -> str:
+        return os.path.join(self.root, *check_key(key, self.url).split("/"))
+
+    def _inside(self, path: str, key: str) -> None:
+        real = os.path.realpath(path)
+        if real != path and os.path.commonpath([self.root, real]) != self.root:
+            raise UnsafePathError(
+                f"{self.url}: {key!r} is a symbolic link to {real}, outside the store; "
+                "refusing to follow it"
+            )
+
+    def list(self) -> dict[str, KeyInfo]:
+        if self._listing is None:
+            listing: dict[str, KeyInfo] = {}
+            self._walk(self.root, "", listing, {self.root})
+            self._listing = listing
+        return self._listing
+
+    def _walk(self, path: str, prefix: str, out: dict[str, KeyInfo], seen: set[str]) -> None:
+        try:
+            entries = list(os.scandir(path))
+        except OSError as exc:
+            raise StoreReadError(f"{self.url}: cannot list {path}: {exc}") from exc
+        for entry in entries:
+            key = f"{prefix}{entry.name}"
+            if entry.is_symlink():
+                self._inside(entry.path, key)
+            if entry.is_dir():
+                real = os.path.realpath(entry.path)
+                if real not in seen:  # a link back up would loop
+                    self._walk(entry.path, f"{key}/", out, seen | {real})
+            elif entry.is_file():
+                out[check_key(key, self.url)] = KeyInfo(entry.stat().st_size)
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        keys = list(keys)
+        if len(keys) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(keys))) as pool:
+                return dict(zip(keys, pool.map(self._get_one, keys), strict=True))
+        return {key: self._get_one(key) for key in keys}
+
+    def _get_one(self, key: str) -> bytes | None:
+        path = self._path(key)
+        self._inside(path, key)
+        try:
+            with open(path, "rb") as f:
+                return f.read()
+        except (FileNotFoundError, NotADirectoryError, IsADirectoryError):
+            return None
+        except OSError as exc:
+            raise StoreReadError(f"{self.url}: reading {key!r} failed: {exc}") from exc
+
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        paths = {self._path(k): v for k, v in items.items()}
+        if len(paths) > 1:
+            with ThreadPoolExecutor(max_workers=min(8, len(paths))) as pool:
+                list(pool.map(lambda kv: _write_file(*kv), paths.items()))
+        else:
+            for path, value in paths.items():
+                _write_file(path, value)
+        self._listing = None
+
+    def sizes(self) -> Mapping[str, KeyInfo] | None:
+        return self._listing
+
+
+def _write_file(path: str, value: bytes) -> None:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as f:
+        f.write(value)
 
 
 def _whole_object(fs: fsspec.AbstractFileSystem) -> dict[str, Any]:
@@ -226,7 +382,7 @@ def _check_value(value: object, url: str, key: str) -> bytes | None:
     if isinstance(value, FileNotFoundError) or value is None:
         return None
     if isinstance(value, BaseException):
-        raise OSError(f"{url}: reading {key!r} failed: {value}") from value
+        raise StoreReadError(f"{url}: reading {key!r} failed: {value}") from value
     assert isinstance(value, bytes)
     return value
 
@@ -239,7 +395,7 @@ def _list_fs(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, KeyInfo]:
         name = fs._strip_protocol(name)
         if prefix and not name.startswith(prefix):
             continue
-        listing[name[len(prefix) :]] = KeyInfo(info.get("size"), _order_of(info))
+        listing[name[len(prefix) :]] = KeyInfo(info.get("size"), _digest_of(info))
     return listing
 
 
@@ -268,26 +424,35 @@ class ZarrStoreAdapter(KeyValueStore):
                 store = await self._opened()
                 return [key async for key in store.list()]
 
-            self._listing = {k: KeyInfo(None, None) for k in self._run(collect())}
+            listing = {k: KeyInfo(None) for k in self._run(collect())}
+            self._listing = _checked_listing(listing, self.url)
         return self._listing
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
         from zarr.core.buffer import default_buffer_prototype
 
-        keys = list(keys)
+        keys = [check_key(k, self.url) for k in keys]
         proto = default_buffer_prototype()
 
         async def fetch() -> list[Any]:
             store = await self._opened()
             return await asyncio.gather(*(store.get(k, prototype=proto) for k in keys))
 
-        values = self._run(fetch())
+        try:
+            values = self._run(fetch())
+        except _ZIP_ERRORS as exc:
+            raise DamagedStoreError(f"{self.url}: a key cannot be read: {exc}") from exc
+        except OSError as exc:
+            raise StoreReadError(f"{self.url}: reading failed: {exc}") from exc
         return {k: (None if v is None else v.to_bytes()) for k, v in zip(keys, values, strict=True)}
 
     def put_many(self, items: Mapping[str, bytes]) -> None:
         from zarr.core.buffer import default_buffer_prototype
 
         proto = default_buffer_prototype()
+
+        for key in items:
+            check_key(key, self.url)
 
         async def put() -> None:
             store = await self._opened()
@@ -336,10 +501,12 @@ def open_store(
 
     Raises
     ------
-    FileNotFoundError
-        Nothing exists at ``urlpath``.
+    StoreNotFoundError
+        Nothing exists at ``urlpath`` (a ``FileNotFoundError``).
     ZspyFormatError
         ``urlpath`` is a file that is neither a zip archive nor a directory store.
+    DamagedStoreError
+        ``urlpath`` is a damaged or truncated zip file.
     TypeError
         ``storage_options`` were given for an already opened store, or ``urlpath`` has
         an unsupported type.
@@ -354,6 +521,8 @@ def open_store(
             return urlpath
         if isinstance(urlpath, fsspec.FSMap):
             url = urlpath.fs.unstrip_protocol(urlpath.root)
+            if isinstance(urlpath.fs, LocalFileSystem):
+                return DirectoryStore(urlpath.root, url)
             return FsspecStore(urlpath.fs, urlpath.root, url)
         return ZarrStoreAdapter(urlpath)
     if not isinstance(urlpath, str | os.PathLike):
@@ -369,23 +538,32 @@ def open_store(
         fs, path = fsspec.core.url_to_fs(url, **_with_defaults(url, options))
     except ImportError as exc:
         raise ImportError(f"{url}: {exc} (for s3:// install intake-zspy[s3])") from exc
+    except FileNotFoundError as exc:  # a chained URL opens its target at once
+        raise StoreNotFoundError(f"{url}: no such file or object") from exc
+    except (zipfile.BadZipFile, EOFError) as exc:
+        raise DamagedStoreError(f"{url}: damaged or truncated zip file: {exc}") from exc
     if isinstance(fs, ZipFileSystem):  # explicit zip:: chain
         return FsspecStore(fs, "", url)
     if isinstance(fs, LocalFileSystem):
         if os.path.isdir(path):
-            return FsspecStore(fs, path, url)
+            return DirectoryStore(path, url)
         if not os.path.exists(path):
-            raise FileNotFoundError(f"{url}: no such file or directory")
+            raise StoreNotFoundError(f"{url}: no such file or directory")
         return _open_zip(fs, path, url)
     # one round trip: the listing (directory or zip?) and .zmetadata, concurrently
-    with ThreadPoolExecutor(max_workers=2) as pool:
-        listed = pool.submit(_list_fs, fs, path)
-        zmetadata = pool.submit(_cat_or_none, fs, f"{path.rstrip('/')}/{names.ZMETADATA}")
-        listing, prefetched = listed.result(), {names.ZMETADATA: zmetadata.result()}
+    try:
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            listed = pool.submit(_list_fs, fs, path)
+            zmetadata = pool.submit(_cat_or_none, fs, f"{path.rstrip('/')}/{names.ZMETADATA}")
+            listing, prefetched = listed.result(), {names.ZMETADATA: zmetadata.result()}
+    except FileNotFoundError as exc:
+        raise StoreNotFoundError(f"{url}: no such object or prefix") from exc
+    except OSError as exc:
+        raise StoreReadError(f"{url}: cannot list the store: {exc}") from exc
     if listing and set(listing) != {""}:
         return FsspecStore(fs, path, url, listing=listing, prefetched=prefetched)
     if not fs.isfile(path):
-        raise FileNotFoundError(f"{url}: no such object or prefix")
+        raise StoreNotFoundError(f"{url}: no such object or prefix")
     return _open_zip(fs, path, url)
 
 
@@ -414,10 +592,7 @@ def _open_zip(fs: fsspec.AbstractFileSystem, path: str, url: str) -> KeyValueSto
         raise ZspyFormatError(
             f"{url}: not a zspy store: a file that is neither a zip archive nor a directory"
         )
-    try:
-        return FsspecStore.from_zip(fs, path, url)
-    except (zipfile.BadZipFile, ValueError, OSError) as exc:
-        raise ZspyFormatError(f"{url}: damaged or truncated zip file: {exc}") from exc
+    return FsspecStore.from_zip(fs, path, url)
 
 
 # -- writing ---------------------------------------------------------------------------
@@ -453,7 +628,7 @@ class WriteTarget:
             local = isinstance(self.fs, LocalFileSystem)
             parent = os.path.dirname(self.path) if local else None
             with tempfile.TemporaryDirectory(prefix=".intake-zspy-", dir=parent) as tmp:
-                yield FsspecStore(LocalFileSystem(), tmp, self.url)
+                yield DirectoryStore(tmp, self.url)
                 self._publish_zip(tmp)
             return
         if self.kind == "prefix" and not self.exists():
@@ -468,7 +643,11 @@ class WriteTarget:
             return
         staging = self._sibling("tmp")
         try:
-            yield FsspecStore(self.fs, staging, self.url)
+            yield (
+                DirectoryStore(staging, self.url)
+                if self.kind == "local"
+                else FsspecStore(self.fs, staging, self.url)
+            )
         except BaseException:
             if self.fs.exists(staging):
                 self.fs.rm(staging, recursive=True)
@@ -538,6 +717,7 @@ class WriteTarget:
             os.close(fd)
         try:
             _zip_directory(directory, tmp)
+            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
             if isinstance(self.fs, LocalFileSystem):
                 if os.path.isdir(self.path):
                     shutil.rmtree(self.path)
@@ -547,6 +727,20 @@ class WriteTarget:
         finally:
             if os.path.exists(tmp):
                 os.remove(tmp)
+
+
+def _umask() -> int:
+    """The process's umask, read without changing it where the system allows."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
+    os.umask(mask)
+    return mask
 
 
 def _zip_directory(directory: str, dest: str) -> None:

@@ -13,7 +13,7 @@ import pytest
 import zarr
 
 import intake_zspy
-from intake_zspy._store import FsspecStore, open_store
+from intake_zspy._store import KeyValueStore, open_store
 from tests.builders import encode_store, signal_dict, write_dir
 from tests.conftest import zip_directory
 
@@ -118,7 +118,8 @@ def test_store_is_picklable(store_dir: Path, store_zip: Path) -> None:
     for url in (store_dir, store_zip):
         store = open_store(url)
         clone = pickle.loads(pickle.dumps(store))
-        assert isinstance(clone, FsspecStore)
+        assert type(clone) is type(store)
+        assert isinstance(clone, KeyValueStore)
         assert clone.get(".zgroup") == store.get(".zgroup")
     ds = intake_zspy.open_dataset(store_zip, chunks={})
     np.testing.assert_array_equal(pickle.loads(pickle.dumps(ds))["data"].values, DATA)

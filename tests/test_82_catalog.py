@@ -172,7 +172,7 @@ def test_unreadable_stores_are_listed_with_their_error(folder: tuple[str, dict[s
     with pytest.raises(ZspyFormatError, match="no file_format='ZSpy' attribute"):
         cat.broken.read()
     corrupt = cat.corrupt.describe()["metadata"]
-    assert corrupt["error_type"] == "ZspyFormatError"
+    assert corrupt["error_type"] == "DamagedStoreError"
     assert "zip" in corrupt["error"]
     with pytest.raises(ZspyFormatError):
         cat.corrupt.read()

@@ -38,7 +38,7 @@ import xarray as xr
 
 import intake_zspy
 from intake_zspy import IncompleteStoreError
-from intake_zspy._store import FsspecStore
+from intake_zspy._store import DirectoryStore, FsspecStore, KeyValueStore
 
 REPO = Path(__file__).resolve().parents[1]
 SLOW_WRITER = Path(__file__).resolve().parent / "slow_writer.py"
@@ -272,19 +272,22 @@ def assert_url_holds(url: str, options: dict[str, Any], expected: xr.DataArray) 
 
 @pytest.fixture
 def put_spy(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Every key any :class:`FsspecStore` is asked to write during the test."""
+    """Every key any store is asked to write during the test."""
     keys: list[str] = []
     lock = threading.Lock()
-    original = FsspecStore.put_many
 
-    def spy(self: FsspecStore, items: Any) -> None:
-        with lock:
-            keys.extend(items)
-        original(self, items)
-        WRITTEN.add(sum(_is_data_chunk(k) for k in items))
+    def spying(original: Any) -> Any:
+        def spy(self: KeyValueStore, items: Any) -> None:
+            with lock:
+                keys.extend(items)
+            original(self, items)
+            WRITTEN.add(sum(_is_data_chunk(k) for k in items))
+
+        return spy
 
     WRITTEN.reset()
-    monkeypatch.setattr(FsspecStore, "put_many", spy)
+    for cls in (FsspecStore, DirectoryStore):
+        monkeypatch.setattr(cls, "put_many", spying(cls.put_many))
     return keys
 
 

@@ -76,6 +76,10 @@ def store_kind(store: KeyValueStore) -> str:
     from fsspec.implementations.local import LocalFileSystem
     from fsspec.implementations.zip import ZipFileSystem
 
+    from intake_zspy._store import DirectoryStore
+
+    if isinstance(store, DirectoryStore):
+        return "directory"
     fs = getattr(store, "fs", None)
     if isinstance(fs, ZipFileSystem):
         return "zip"
