@@ -1,30 +1,47 @@
 """The metadata documents of a zarr v2 hierarchy, loaded in as few round trips as possible.
 
 A :class:`Hierarchy` holds every ``.zgroup``, ``.zattrs`` and ``.zarray`` document of a
-store, keyed like the store. It comes from consolidated metadata (``.zmetadata``, one
-request) checked against one listing of the store, or from that listing and one
-concurrent fetch of every document. Either way the number of round trips does not grow
-with the number of groups.
+store, keyed like the store. It comes from one listing of the store and either one
+concurrent fetch of every document, or consolidated metadata (``.zmetadata``) checked
+against that listing. Either way the number of round trips does not grow with the
+number of groups.
+
+Consolidated metadata is a copy, and copies go stale: a tool edits ``data/.zarray`` and
+leaves ``.zmetadata`` as it was. A document from ``.zmetadata`` is therefore only used
+when the storage itself vouches for it: the listing carries a content hash of the
+per-node document (an S3 ETag, a zip member's CRC-32) equal to the hash of the copy as
+zarr writes it. Every other document is fetched from its own key, and when it disagrees
+with ``.zmetadata`` the store's document wins, with a
+:class:`~intake_zspy.errors.StaleMetadataWarning`. Modification times play no part: they
+say nothing about content, and uploads reorder them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import posixpath
 import warnings
+import zlib
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from intake_zspy.errors import StaleMetadataWarning, ZspyFormatError
+from intake_zspy.errors import (
+    LimitExceededError,
+    StaleMetadataWarning,
+    UnsafePathError,
+    ZspyFormatError,
+)
 from intake_zspy.format import names
+from intake_zspy.format.limits import get_limits
 from intake_zspy.format.v2array import ArrayMeta, Box, V2Array, fill_boxes
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyValueStore
+    from intake_zspy._store import KeyInfo, KeyValueStore
 
 __all__ = ["Hierarchy", "consolidated_docs", "load_hierarchy", "parse_json"]
 
@@ -34,14 +51,48 @@ def _join(*parts: str) -> str:
 
 
 def parse_json(raw: bytes, url: str, key: str) -> dict[str, Any]:
-    """A metadata document; :class:`ZspyFormatError` naming the store and key if invalid."""
+    """A metadata document, bounded in size and depth.
+
+    Raises
+    ------
+    ZspyFormatError
+        Not valid UTF-8 JSON, or not a JSON object.
+    LimitExceededError
+        Larger than ``max_document_bytes`` or nested deeper than ``max_depth``.
+    """
+    limits = get_limits()
+    if len(raw) > limits.max_document_bytes:
+        raise LimitExceededError(
+            f"{url}: {key!r} is {len(raw)} bytes, more than the limit of "
+            f"{limits.max_document_bytes} (intake_zspy.set_limits(max_document_bytes=...))"
+        )
     try:
         doc = json.loads(raw.decode("utf-8"))
+    except RecursionError as exc:
+        raise LimitExceededError(f"{url}: {key!r} is nested too deeply") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise ZspyFormatError(f"{url}: {key!r} is not valid JSON: {exc}") from exc
     if not isinstance(doc, dict):
         raise ZspyFormatError(f"{url}: {key!r} is not a JSON object")
+    if _depth(doc) > limits.max_depth:
+        raise LimitExceededError(
+            f"{url}: {key!r} is nested deeper than the limit of {limits.max_depth} levels"
+        )
     return doc
+
+
+def _depth(value: Any) -> int:
+    """Nesting depth of a JSON value (iterative: no recursion limit to hit)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if isinstance(item, dict):
+            stack.extend((v, depth + 1) for v in item.values())
+        elif isinstance(item, list):
+            stack.extend((v, depth + 1) for v in item)
+    return deepest
 
 
 class Hierarchy:
@@ -56,9 +107,22 @@ class Hierarchy:
         documents have keys ``".zgroup"`` and ``".zattrs"``.
     """
 
-    def __init__(self, store: KeyValueStore, docs: dict[str, dict[str, Any]]) -> None:
+    def __init__(
+        self,
+        store: KeyValueStore,
+        docs: dict[str, dict[str, Any]],
+        unverified: Iterable[str] = (),
+    ) -> None:
         self.store = store
         self.docs = docs
+        # .zarray documents taken from .zmetadata alone, fetched before an array is read
+        self._unverified = set(unverified)
+        limit = get_limits().max_depth
+        for key in docs:
+            if key.count("/") > limit:
+                raise LimitExceededError(
+                    f"{store.url}: {key!r} lies deeper than the limit of {limit} groups"
+                )
 
     @cached_property
     def _children(self) -> dict[str, dict[str, str]]:
@@ -90,16 +154,35 @@ class Hierarchy:
         """Names of the arrays in group ``path``, sorted."""
         return sorted(n for n, kind in self._children.get(path, {}).items() if kind == "array")
 
+    def verify(self, paths: Iterable[str]) -> None:
+        """Fetch the ``.zarray`` of arrays known only from ``.zmetadata`` (one batch).
+
+        Where a fetched document disagrees with ``.zmetadata``, it replaces it, with a
+        :class:`~intake_zspy.errors.StaleMetadataWarning`.
+        """
+        keys = [k for k in (_join(p, names.ZARRAY) for p in paths) if k in self._unverified]
+        if not keys:
+            return
+        fresh = _fetch_docs(self.store, keys)
+        self._unverified.difference_update(keys)
+        gone = [k for k in keys if k not in fresh]
+        _merge(self.store.url, self.docs, fresh, gone)
+        if gone:
+            self.__dict__.pop("_children", None)
+
     def array(self, path: str) -> V2Array:
-        """A lazy handle on the array at ``path``."""
+        """A lazy handle on the array at ``path``, from its verified ``.zarray``."""
+        self.verify([path])
         key = _join(path, names.ZARRAY)
         if key not in self.docs:
             raise ZspyFormatError(f"{self.store.url}: no array at {path!r}")
-        where = f"{self.store.url}: {key}"
+        where = f"{self.store.url}: array {path!r}"
         return V2Array(self.store, path, ArrayMeta.from_json(self.docs[key], where))
 
     def read_arrays(self, paths: Iterable[str]) -> dict[str, np.ndarray]:
         """Read several whole arrays with one batch of concurrent requests."""
+        paths = list(paths)
+        self.verify(paths)
         handles = [self.array(p) for p in paths]
         outs = [h.empty(h.shape) for h in handles]
         boxes: list[Box] = [
@@ -126,17 +209,22 @@ def load_hierarchy(store: KeyValueStore, consolidated: bool | None = None) -> Hi
     store
         The store to read.
     consolidated
-        ``None`` (default): use ``.zmetadata`` when present, after checking it against a
-        listing of the store (documents newer than ``.zmetadata``, added or removed since
-        are fetched and win, with a :class:`~intake_zspy.errors.StaleMetadataWarning`).
-        ``True``: trust ``.zmetadata`` without listing (fewest requests); it must exist.
-        ``False``: ignore ``.zmetadata``.
+        ``None`` (default): list the store, and take from ``.zmetadata`` the documents
+        whose listed content hash matches; fetch the others (all of them where the
+        storage lists no hashes, as on a local disk). ``True``: trust ``.zmetadata``
+        for groups and attributes without listing the store (fewest requests); the
+        ``.zarray`` of every array read is still fetched and checked. ``False``: ignore
+        ``.zmetadata``.
 
     Raises
     ------
     ZspyFormatError
         When ``consolidated=True`` and there is no ``.zmetadata``, or a document is not
         valid JSON.
+    LimitExceededError
+        A document is too large or too deeply nested.
+    UnsafePathError
+        A key would address something outside the store.
     """
     if consolidated:
         raw = store.get(names.ZMETADATA)
@@ -145,25 +233,51 @@ def load_hierarchy(store: KeyValueStore, consolidated: bool | None = None) -> Hi
                 f"{store.url}: consolidated=True but the store has no {names.ZMETADATA}; "
                 "pass consolidated=None to read the documents one by one"
             )
-        return Hierarchy(store, consolidated_docs(raw, store.url))
+        docs = consolidated_docs(raw, store.url)
+        return Hierarchy(store, docs, unverified=[k for k in docs if _is_zarray(k)])
     listing = store.list()
     listed = [k for k in listing if posixpath.basename(k) in names.METADATA_DOCS]
     if consolidated is None and names.ZMETADATA in listing:
         raw = store.get(names.ZMETADATA)
         if raw is not None:
             docs = consolidated_docs(raw, store.url)
-            _refresh(store, docs, listed, listing)
+            _reconcile(store, docs, listed, listing)
             return Hierarchy(store, docs)
     return Hierarchy(store, _fetch_docs(store, listed))
 
 
+def _is_zarray(key: str) -> bool:
+    return posixpath.basename(key) == names.ZARRAY
+
+
 def consolidated_docs(raw: bytes, url: str) -> dict[str, dict[str, Any]]:
-    """The documents inside a ``.zmetadata``, keyed like the store."""
+    """The documents inside a ``.zmetadata``, keyed like the store.
+
+    Raises
+    ------
+    ZspyFormatError
+        Not a consolidated metadata document, or an entry that is not a metadata
+        document of a safe key.
+    """
+    from intake_zspy._store import check_key
+
     doc = parse_json(raw, url, names.ZMETADATA)
     meta = doc.get("metadata")
     if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
         raise ZspyFormatError(f"{url}: {names.ZMETADATA} has no valid 'metadata' mapping")
-    return {k.lstrip("/"): v for k, v in meta.items()}
+    docs = {}
+    for key, value in meta.items():
+        key = key.lstrip("/")
+        try:
+            check_key(key, url)
+        except UnsafePathError as exc:
+            raise UnsafePathError(f"{url}: {names.ZMETADATA}: {exc}") from None
+        if posixpath.basename(key) not in names.METADATA_DOCS:
+            raise ZspyFormatError(
+                f"{url}: {names.ZMETADATA} holds {key!r}, which is not a zarr v2 metadata document"
+            )
+        docs[key] = value
+    return docs
 
 
 def _fetch_docs(store: KeyValueStore, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
@@ -171,31 +285,63 @@ def _fetch_docs(store: KeyValueStore, keys: Sequence[str]) -> dict[str, dict[str
     return {k: parse_json(v, store.url, k) for k, v in raws.items() if v is not None}
 
 
-def _refresh(
+def serializations(doc: Mapping[str, Any]) -> list[bytes]:
+    """The bytes zarr writers store for ``doc``: zarr 2 (and HyperSpy, and intake-zspy)
+    sort keys with an indent of 4; zarr 3 keeps the order with an indent of 2."""
+    return [
+        json.dumps(doc, indent=4, sort_keys=True, ensure_ascii=True, allow_nan=True).encode(),
+        json.dumps(doc, indent=2, allow_nan=True).encode(),
+    ]
+
+
+def _vouched(doc: Mapping[str, Any] | None, info: KeyInfo) -> bool:
+    """Whether the listing's content hash proves the stored document equals ``doc``."""
+    if doc is None or info.digest is None:
+        return False
+    algorithm, _, expected = info.digest.partition(":")
+    for candidate in serializations(doc):
+        if info.size is not None and len(candidate) != info.size:
+            continue
+        if (
+            algorithm == "md5"
+            and hashlib.md5(candidate, usedforsecurity=False).hexdigest() == expected
+        ):
+            return True
+        if algorithm == "crc32" and f"{zlib.crc32(candidate):08x}" == expected:
+            return True
+    return False
+
+
+def _reconcile(
     store: KeyValueStore,
     docs: dict[str, dict[str, Any]],
     listed: Sequence[str],
-    listing: dict[str, Any],
+    listing: Mapping[str, KeyInfo],
 ) -> None:
-    """Make consolidated ``docs`` agree with the store, warning when they did not."""
-    reference = listing[names.ZMETADATA].order
-    suspects = [
-        k
-        for k in listed
-        if k not in docs or (reference is not None and (listing[k].order or reference) > reference)
-    ]
-    fresh = _fetch_docs(store, suspects)
-    changed = sorted(k for k, v in fresh.items() if docs.get(k) != v)
+    """Make consolidated ``docs`` agree with the store's own documents."""
+    suspects = [k for k in listed if not _vouched(docs.get(k), listing[k])]
     gone = sorted(set(docs) - set(listed))
+    _merge(store.url, docs, _fetch_docs(store, suspects), gone)
+
+
+def _merge(
+    url: str,
+    docs: dict[str, dict[str, Any]],
+    fresh: Mapping[str, dict[str, Any]],
+    gone: Sequence[str],
+) -> None:
+    """Put the store's own documents in place of ``.zmetadata``'s; warn where they differ."""
+    changed = sorted(k for k, v in fresh.items() if docs.get(k) != v)
     for key in gone:
-        del docs[key]
+        docs.pop(key, None)
     docs.update(fresh)
-    if changed or gone:
-        shown = ", ".join((changed + gone)[:5])
-        more = len(changed) + len(gone) - 5
+    differ = changed + sorted(gone)
+    if differ:
+        more = len(differ) - 5
         warnings.warn(
-            f"{store.url}: {names.ZMETADATA} is stale ({shown}{f' and {more} more' if more > 0 else ''} "
-            "changed since it was written); using the store's own documents",
+            f"{url}: {names.ZMETADATA} is stale ({', '.join(differ[:5])}"
+            f"{f' and {more} more' if more > 0 else ''} differ from the store's own "
+            "documents); using the store's own documents",
             StaleMetadataWarning,
-            stacklevel=4,
+            stacklevel=5,
         )
