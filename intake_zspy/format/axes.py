@@ -7,9 +7,10 @@ from typing import Any
 
 import numpy as np
 
-from intake_zspy.errors import ZspyFormatError
+from intake_zspy.errors import LimitExceededError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.expression import parse
+from intake_zspy.format.limits import get_limits
 
 __all__ = ["Axis", "axis_from_dict"]
 
@@ -56,7 +57,7 @@ class Axis:
     @property
     def scale(self) -> float | None:
         value = self.raw.get("scale")
-        return None if value is None else float(value)
+        return None if value is None else float(value)  # checked by axis_from_dict
 
     @property
     def offset(self) -> float | None:
@@ -76,9 +77,14 @@ class Axis:
         return {k: v for k, v in self.raw.items() if k not in _AXIS_KEYS}
 
 
-def _kind_of(d: dict[str, Any]) -> str:
+_KINDS = (names.UNIFORM_AXIS, names.DATA_AXIS, names.FUNCTIONAL_AXIS)
+
+
+def _kind_of(d: dict[str, Any], where: str) -> str:
     kind = d.get(names.AXIS_TYPE)
     if kind is not None:
+        if kind not in _KINDS:
+            raise ZspyFormatError(f"{where}: unknown axis type {kind!r}")
         return str(kind)
     # files without _type (HyperSpy < 1.7) only had uniform axes
     if names.AXIS_VECTOR in d:
@@ -88,56 +94,123 @@ def _kind_of(d: dict[str, Any]) -> str:
     return names.UNIFORM_AXIS
 
 
+def _number(d: dict[str, Any], key: str, default: float, where: str) -> float:
+    value = d.get(key, default)
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ZspyFormatError(f"{where}: axis {key} must be a number, not {value!r}")
+    return float(value)
+
+
+def _flag(d: dict[str, Any], key: str, where: str) -> bool | None:
+    value = d.get(key)
+    if isinstance(value, np.bool_):
+        value = bool(value)
+    if value is not None and not isinstance(value, bool):
+        raise ZspyFormatError(f"{where}: axis {key} must be true or false, not {value!r}")
+    return value
+
+
+def _text(d: dict[str, Any], key: str, where: str) -> str | None:
+    value = d.get(key)
+    if value is not None and not isinstance(value, str):
+        raise ZspyFormatError(f"{where}: axis {key} must be a string, not {value!r}")
+    return value
+
+
+def _length(value: Any, where: str) -> int:
+    if isinstance(value, np.integer):
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ZspyFormatError(f"{where}: axis size must be a non-negative integer, not {value!r}")
+    limit = get_limits().max_axis_length
+    if value > limit:
+        raise LimitExceededError(
+            f"{where}: axis of {value} values, more than the limit of {limit} "
+            "(intake_zspy.set_limits(max_axis_length=...))"
+        )
+    return value
+
+
+def _parameter(name: str, value: Any, where: str) -> Any:
+    if isinstance(value, np.ndarray) and value.dtype.kind in "iuf" and value.ndim <= 1:
+        return value
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ZspyFormatError(
+            f"{where}: functional axis parameter {name!r} must be a number, not {value!r}"
+        )
+    return value
+
+
 def _values(d: dict[str, Any], size: int | None, where: str) -> np.ndarray:
-    kind = _kind_of(d)
+    kind = _kind_of(d, where)
     if kind == names.UNIFORM_AXIS:
         if size is None:
             size = d.get("size")
         if size is None:
             raise ZspyFormatError(f"{where}: uniform axis without a size")
-        scale = float(d.get("scale", 1.0) if d.get("scale") is not None else 1.0)
-        offset = float(d.get("offset", 0.0) if d.get("offset") is not None else 0.0)
-        return offset + scale * np.arange(int(size), dtype=np.float64)
+        scale = _number(d, "scale", 1.0, where)
+        offset = _number(d, "offset", 0.0, where)
+        return offset + scale * np.arange(_length(size, where), dtype=np.float64)
     if kind == names.DATA_AXIS:
         vector = d.get(names.AXIS_VECTOR)
         if vector is None:
             raise ZspyFormatError(f"{where}: DataAxis without an 'axis' array")
-        return np.asarray(vector)
-    if kind == names.FUNCTIONAL_AXIS:
-        x_dict = d.get(names.FUNCTIONAL_X)
-        if not isinstance(x_dict, dict):
-            raise ZspyFormatError(f"{where}: FunctionalDataAxis without an 'x' axis group")
-        x = _values(x_dict, size if x_dict.get("size") is None else None, f"{where}/x")
-        expr = parse(str(d.get("expression")))
-        params = {k: v for k, v in d.items() if k not in _AXIS_KEYS}
-        try:
-            values = expr({**params, "x": x})
-        except ZspyFormatError as exc:
-            raise ZspyFormatError(f"{where}: {exc}") from exc
+        vector = np.asarray(vector)
+        if vector.ndim != 1 or vector.dtype.kind not in "iuf":
+            raise ZspyFormatError(
+                f"{where}: DataAxis 'axis' must be a 1-D numeric array, not {vector.dtype} "
+                f"of shape {vector.shape}"
+            )
+        return vector
+    x_dict = d.get(names.FUNCTIONAL_X)
+    if not isinstance(x_dict, dict):
+        raise ZspyFormatError(f"{where}: FunctionalDataAxis without an 'x' axis group")
+    if _kind_of(x_dict, f"{where}/x") == names.FUNCTIONAL_AXIS:
+        raise ZspyFormatError(f"{where}: the 'x' of a functional axis cannot be functional")
+    x = _values(x_dict, size if x_dict.get("size") is None else None, f"{where}/x")
+    expression = d.get("expression")
+    if not isinstance(expression, str):
+        raise ZspyFormatError(f"{where}: functional axis expression must be text")
+    params = {k: _parameter(k, v, where) for k, v in d.items() if k not in _AXIS_KEYS}
+    try:
+        values = parse(expression)({**params, "x": x})
         return np.broadcast_to(np.asarray(values, dtype=np.float64), x.shape).copy()
-    raise ZspyFormatError(f"{where}: unknown axis type {kind!r}")
+    except ZspyFormatError as exc:
+        raise ZspyFormatError(f"{where}: {exc}") from exc
+    except ValueError as exc:  # parameters that do not broadcast against x
+        raise ZspyFormatError(f"{where}: cannot evaluate {expression!r}: {exc}") from exc
 
 
 def axis_from_dict(d: dict[str, Any], size: int, where: str) -> Axis:
     """Build an :class:`Axis` from a decoded axis dictionary for a dimension of ``size``.
 
+    Every field is checked for its type (no truthiness of strings, no coercion).
+
     Raises
     ------
     ZspyFormatError
         The axis is malformed or its length disagrees with the data.
+    LimitExceededError
+        The axis is longer than ``max_axis_length``.
     """
     stored = d.get("size")
+    if stored is not None:
+        stored = _length(stored, where)
     values = _values(d, size, where)
-    found = int(stored) if stored is not None else (values.shape[0] if values.ndim else 0)
-    if found != size or values.ndim != 1 or values.shape[0] != size:
+    found = stored if stored is not None else values.shape[0]
+    if found != size or values.shape[0] != size:
         raise ZspyFormatError(f"{where}: axis has {found} values but the data dimension has {size}")
-    navigate = d.get("navigate")
+    navigate = _flag(d, "navigate", where)
     return Axis(
-        kind=_kind_of(d),
-        name=None if d.get("name") is None else str(d["name"]),
-        units=None if d.get("units") is None else str(d["units"]),
-        navigate=None if navigate is None else bool(navigate),
-        is_binned=bool(d.get("is_binned", False)),
+        kind=_kind_of(d, where),
+        name=_text(d, "name", where),
+        units=_text(d, "units", where),
+        navigate=navigate,
+        is_binned=bool(_flag(d, "is_binned", where)),
         values=values,
         raw=d,
     )

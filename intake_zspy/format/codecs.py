@@ -374,7 +374,11 @@ def _refuse_ext(code: int, data: bytes) -> Any:
 
 
 def _items_with_trailer(items: Any, count: int) -> list[Any]:
-    """The items of a msgpack2/json2 chunk: ``[*items, dtype, shape]`` checked and split."""
+    """The elements of a msgpack2/json2 chunk ``[*items, dtype, shape]``, in C order.
+
+    The items are nested lists following the chunk's shape (one level per dimension);
+    each level must have exactly the declared length.
+    """
     if not isinstance(items, list) or len(items) < 2:
         raise ValueError("not a list of items followed by dtype and shape")
     dtype, shape = items[-2], items[-1]
@@ -384,17 +388,27 @@ def _items_with_trailer(items: Any, count: int) -> list[Any]:
         isinstance(n, int) and not isinstance(n, bool) and n >= 0 for n in shape
     ):
         raise ValueError(f"object chunk declares shape {shape!r}")
+    if math.prod(shape) != count:
+        raise ValueError(f"object chunk declares shape {shape}, expected {count} items")
     body = items[:-2]
-    if math.prod(shape) != len(body) or len(body) != count:
-        raise ValueError(f"{len(body)} items for shape {shape}, expected {count}")
-    return body
+    if not shape:
+        if len(body) != 1:
+            raise ValueError(f"{len(body)} items for a 0-d chunk")
+        return body
+    leaves: list[Any] = []
+    _flatten(body, shape, leaves)
+    return leaves
 
 
-def _object_array(items: list[Any]) -> np.ndarray:
-    out = np.empty(len(items), dtype=object)
-    for i, item in enumerate(items):  # element by element: lists must stay lists
-        out[i] = item
-    return out
+def _flatten(level: Any, shape: list[int], leaves: list[Any]) -> None:
+    if not isinstance(level, list) or len(level) != shape[0]:
+        found = len(level) if isinstance(level, list) else type(level).__name__
+        raise ValueError(f"object chunk has {found} items where its shape needs {shape[0]}")
+    if len(shape) == 1:
+        leaves.extend(level)
+        return
+    for item in level:
+        _flatten(item, shape[1:], leaves)
 
 
 def _decode_object(codec: Codec, buf: Any, count: int) -> np.ndarray:
@@ -412,7 +426,11 @@ def _decode_object(codec: Codec, buf: Any, count: int) -> np.ndarray:
         items = msgpack.unpackb(data, raw=config["raw"], use_list=True, ext_hook=_refuse_ext)
     else:  # json2
         items = json.loads(data.decode(config["encoding"]), strict=config["strict"])
-    return _object_array(_items_with_trailer(items, count))
+    items = _items_with_trailer(items, count)
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):  # element by element: lists must stay lists
+        out[i] = item
+    return out
 
 
 class Pipeline:

@@ -57,7 +57,9 @@ class RaggedArray:
         return self.flat.meta.chunks
 
     def read(self, selection: tuple[slice, ...] | None = None) -> np.ndarray:
-        return unflatten_ragged(self.flat.read(selection), self.shapes.read(selection))
+        return unflatten_ragged(
+            self.flat.read(selection), self.shapes.read(selection), self.flat.where
+        )
 
 
 @dataclass
@@ -193,11 +195,19 @@ class ZspyFile:
         name = self.resolve_name(name)
         h = self.hierarchy
         path = f"{names.EXPERIMENTS}/{name}"
+        h.verify(h.walk_arrays(path))  # every array of the signal in one batch
         flat = h.array(f"{path}/{names.DATA}")
         data: V2Array | RaggedArray = flat
         for shapes_name in (f"{names.RAGGED_SHAPES}{names.DATA}", names.LEGACY_RAGGED_SHAPES):
             if flat.meta.is_object and h.is_array(f"{path}/{shapes_name}"):
-                data = RaggedArray(flat, h.array(f"{path}/{shapes_name}"))
+                shapes = h.array(f"{path}/{shapes_name}")
+                if shapes.shape != flat.shape or shapes.chunks != flat.chunks:
+                    raise ZspyFormatError(
+                        f"{self.url}: {shapes.path!r} (shape {shapes.shape}, chunks "
+                        f"{shapes.chunks}) does not match {flat.path!r} (shape {flat.shape}, "
+                        f"chunks {flat.chunks})"
+                    )
+                data = RaggedArray(flat, shapes)
                 break
         decoder = Decoder(h, path, skip={flat.path, getattr(data, "shapes", flat).path})
         where = f"{self.url}: {path}"

@@ -52,26 +52,63 @@ def _legacy_datetime(key: str, value: Any) -> tuple[str, str]:
     The stored value is the ``repr`` of a ``datetime.date``/``time``; its numbers are
     parsed with a regular expression, never evaluated.
     """
-    match = _DATETIME_ARGS.search(str(value))
-    if match is None:
+    match = _DATETIME_ARGS.search(str(value)) if isinstance(value, str) else None
+    if match is None or len(match.group(1)) > 64:
         raise ValueError(f"cannot parse legacy datetime attribute {key}={value!r}")
     numbers = [int(n) for n in match.group(1).replace(",", " ").split()]
-    value = (
-        datetime.date(*numbers)
-        if key.startswith(f"{names.DATETIME}date")
-        else datetime.time(*numbers)  # type: ignore[arg-type]
-    )
+    try:
+        value = (
+            datetime.date(*numbers)
+            if key.startswith(f"{names.DATETIME}date")
+            else datetime.time(*numbers)  # type: ignore[arg-type]
+        )
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise ValueError(f"legacy datetime attribute {key}={value!r}: {exc}") from exc
     return key[len(names.DATETIME) :], value.isoformat()
 
 
-def unflatten_ragged(flat: np.ndarray, shapes: np.ndarray) -> np.ndarray:
-    """Give each element of a ragged object array its stored shape."""
+def _bytes_attr(key: str, value: Any) -> bytes:
+    """A ``_bs_`` attribute: text (UTF-8) or a list of byte values."""
+    if isinstance(value, str):
+        return value.encode("utf-8")
+    if isinstance(value, list) and all(
+        isinstance(v, int) and not isinstance(v, bool) and 0 <= v < 256 for v in value
+    ):
+        return bytes(value)
+    raise ValueError(f"bytes attribute {key} must hold text or byte values, not {value!r}")
+
+
+def unflatten_ragged(flat: np.ndarray, shapes: np.ndarray, where: str = "") -> np.ndarray:
+    """Give each element of a ragged object array its stored shape.
+
+    Raises
+    ------
+    ZspyFormatError
+        The shape table does not match the array: another shape, or an element whose
+        length is not the product of its stored shape.
+    """
+    if shapes.shape != flat.shape:
+        raise ZspyFormatError(
+            f"{where}: ragged shape table of shape {shapes.shape} for data of shape {flat.shape}"
+        )
     out = np.empty(flat.shape, dtype=object)
     for index in np.ndindex(flat.shape):
         item = flat[index]
         shape = shapes[index]
         if item is not None and shape is not None:
-            item = np.asarray(item).reshape(tuple(int(n) for n in np.asarray(shape).ravel()))
+            dims = np.asarray(shape)
+            if dims.ndim != 1 or dims.dtype.kind not in "iu" or (dims < 0).any():
+                raise ZspyFormatError(f"{where}: ragged shape {shape!r} at {index}")
+            try:
+                item = np.asarray(item)
+            except ValueError as exc:
+                raise ZspyFormatError(f"{where}: element {index}: {exc}") from exc
+            if item.ndim != 1 or item.size != int(np.prod(dims, dtype=np.int64)):
+                raise ZspyFormatError(
+                    f"{where}: element {index} holds {item.size} values, its stored shape "
+                    f"{tuple(int(n) for n in dims)} needs {int(np.prod(dims, dtype=np.int64))}"
+                )
+            item = item.reshape(tuple(int(n) for n in dims))
         out[index] = item
     return out
 
@@ -110,10 +147,19 @@ class Decoder:
         for shapes_name in (f"{names.RAGGED_SHAPES}{name}", names.LEGACY_RAGGED_SHAPES):
             shapes_path = _join(group, shapes_name)
             if shapes_path in self.arrays and data.dtype.kind == "O":
-                return unflatten_ragged(data, self.arrays[shapes_path])
+                where = f"{self.h.store.url}: array {path!r}"
+                return unflatten_ragged(data, self.arrays[shapes_path], where)
         return data
 
     def group(self, path: str) -> dict[str, Any]:
+        try:
+            return self._group(path)
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ZspyFormatError):
+                raise
+            raise ZspyFormatError(f"{self.h.store.url}: group {path!r}: {exc}") from exc
+
+    def _group(self, path: str) -> dict[str, Any]:
         out: dict[str, Any] = {}
         for key, value in self.h.attrs(path).items():
             if key.startswith(names.SIGNAL):
@@ -123,9 +169,7 @@ class Decoder:
             elif key.startswith(names.TUPLE_EMPTY):
                 out[key[len(names.TUPLE_EMPTY) :]] = ()
             elif key.startswith(names.BYTES):
-                out[key[len(names.BYTES) :]] = (
-                    value.encode() if isinstance(value, str) else bytes(value)
-                )
+                out[key[len(names.BYTES) :]] = _bytes_attr(key, value)
             elif key.startswith(names.DATETIME):
                 k, v = _legacy_datetime(key, value)
                 out[k] = v
@@ -157,16 +201,16 @@ class Decoder:
 
     def sequence(self, path: str, length: int | None) -> list[Any]:
         items = self.group(path)
-        try:
-            order = sorted(items, key=int)
-        except ValueError as exc:
+        if not all(k.isascii() and k.isdigit() for k in items):
             raise ZspyFormatError(
                 f"{self.h.store.url}: sequence group {path!r} has non-numeric items"
-            ) from exc
-        if length is not None and [int(k) for k in order] != list(range(length)):
+            )
+        order = sorted(items, key=int)
+        expected = len(items) if length is None else length
+        if len(order) != expected or [int(k) for k in order] != list(range(expected)):
             raise ZspyFormatError(
-                f"{self.h.store.url}: sequence group {path!r} should hold items 0..{length - 1}, "
-                f"found {order}"
+                f"{self.h.store.url}: sequence group {path!r} should hold items "
+                f"0..{expected - 1}, found {order[:10]}"
             )
         return [items[k] for k in order]
 
@@ -206,8 +250,21 @@ def decode_group(hierarchy: Hierarchy, path: str) -> dict[str, Any]:
 
 
 def axes_dicts(h: Hierarchy, path: str, ndim: int, decoder: Decoder) -> list[dict[str, Any]]:
-    """The axis dictionaries of the signal at ``path``: ``axis-i`` or ``_list_<n>_axes``."""
+    """The axis dictionaries of the signal at ``path``: ``axis-i`` or ``_list_<n>_axes``.
+
+    Raises
+    ------
+    ZspyFormatError
+        The axis groups do not match the data's dimensions one to one.
+    """
     current = [_join(path, f"{names.AXIS_PREFIX}{i}") for i in range(ndim)]
+    found = sorted(g for g in h.groups(path) if g.startswith(names.AXIS_PREFIX))
+    extra = sorted(set(found) - {p.rsplit("/", 1)[-1] for p in current})
+    if extra:
+        raise ZspyFormatError(
+            f"{h.store.url}: signal {path!r} has {ndim} dimensions but also axis groups "
+            f"{extra}; the axis groups must match the data's dimensions"
+        )
     if all(h.is_group(p) for p in current):
         return [decoder.group(p) for p in current]
     legacy = _join(path, f"{names.LIST}{ndim}_axes")
