@@ -174,6 +174,8 @@ class SignalSpec:
     models: dict[str, Any] = field(default_factory=dict)
     package: str = ""
     package_version: str = ""
+    #: The chunks of the store the data came from (``encoding["chunks"]``), if known.
+    stored_chunks: tuple[int, ...] | None = None
 
 
 def group_name(title: str) -> str:
@@ -298,10 +300,7 @@ def dataset_to_signal(
     ]
     metadata = _copy_tree(attrs.get("metadata", {}))
     general = metadata.setdefault("General", {})
-    # xarray names a DataArray after its dask array ("array-<hash>"): that is no title
-    name = var.name if var.name not in (DATA_VAR, getattr(var.data, "name", None)) else None
-    title = attrs.get("title", var.attrs.get("long_name", name))
-    title = str(title if title is not None else general.get("title", ""))
+    title = _title(general, attrs, var)
     general["title"] = title
     signal_type = attrs.get("signal_type", metadata.get("Signal", {}).get("signal_type", ""))
     metadata.setdefault("Signal", {})["signal_type"] = (
@@ -335,7 +334,33 @@ def dataset_to_signal(
         models=dict(attrs.get("models", {})),
         package=str(attrs.get("package", "")),
         package_version=str(attrs.get("package_version", "")),
+        stored_chunks=_stored_chunks(var),
     )
+
+
+def _title(general: Mapping[str, Any], attrs: Mapping[str, Any], var: xr.DataArray) -> str:
+    """HyperSpy's title first, then the Dataset's ``title``, ``long_name``, the name.
+
+    An empty title counts as none. xarray names a DataArray after its dask array
+    (``array-<hash>``): that is no title either.
+    """
+    name = var.name if var.name not in (DATA_VAR, getattr(var.data, "name", None)) else None
+    for title in (general.get("title"), attrs.get("title"), var.attrs.get("long_name"), name):
+        if title is not None and str(title) != "":
+            return str(title)
+    return ""
+
+
+def _stored_chunks(var: xr.DataArray) -> tuple[int, ...] | None:
+    """The chunks the data had in its store (``encoding["chunks"]``) when they fit it."""
+    chunks = var.encoding.get("chunks")
+    if (
+        isinstance(chunks, tuple | list)
+        and len(chunks) == var.ndim
+        and all(isinstance(c, int) and not isinstance(c, bool) and c > 0 for c in chunks)
+    ):
+        return tuple(chunks)
+    return None
 
 
 def _navigation_flags(

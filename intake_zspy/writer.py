@@ -27,8 +27,9 @@ import xarray as xr
 
 from intake_zspy._store import KeyValueStore, resolve_target
 from intake_zspy.dataset import SignalSpec, dataset_to_signal
+from intake_zspy.errors import StoreExistsError
 from intake_zspy.format import names
-from intake_zspy.format.encode import DEFAULT_COMPRESSOR, ArrayEncoder, ItemEncoder
+from intake_zspy.format.encode import DEFAULT_COMPRESSOR, ArrayEncoder, ItemEncoder, node_path
 
 __all__ = ["DEFAULT_COMPRESSOR", "to_zspy"]
 
@@ -77,7 +78,8 @@ def to_zspy(
         A numcodecs compressor; HyperSpy's default is Blosc zstd level 1 with shuffle.
     chunks
         Chunk shape of the data, by dim name or as a tuple. Default: the dask chunks of
-        dask data, else whole signals per chunk up to about 32 MB.
+        dask data, else the chunks of the store the data was read from (kept in
+        ``encoding["chunks"]``), else whole signals per chunk up to about 32 MB.
     consolidated
         Also write ``.zmetadata`` (what RosettaSciIO >= 0.15 writes).
     progress
@@ -93,8 +95,9 @@ def to_zspy(
 
     Raises
     ------
-    FileExistsError
-        The target exists and ``overwrite`` is false; nothing is touched.
+    StoreExistsError
+        The target exists and ``overwrite`` is false (a ``FileExistsError``); nothing is
+        touched.
     TypeError, ValueError
         The object cannot be stored as zspy; raised before anything is written.
     """
@@ -102,7 +105,7 @@ def to_zspy(
     plan = _Plan(specs, compressor, chunks)  # validates and encodes metadata up front
     target = resolve_target(urlpath, storage_options, store_type)
     if target.exists() and not overwrite:
-        raise FileExistsError(f"{target.url}: already exists; pass overwrite=True to replace it")
+        raise StoreExistsError(f"{target.url}: already exists; pass overwrite=True to replace it")
     with target.staging() as store:
         plan.write(store, progress=progress, consolidated=consolidated)
     return target.url
@@ -214,8 +217,11 @@ class _Plan:
     def _signal(
         self, spec: SignalSpec, compressor: Any, chunks: Mapping[str, int] | Sequence[int] | None
     ) -> None:
-        if "/" in spec.group or spec.group in ("", ".", ".."):
-            raise ValueError(f"{spec.group!r} cannot be an Experiments/ group name")
+        if node_path(spec.group, "signal") != spec.group:
+            raise ValueError(
+                f"{spec.group!r} cannot be an Experiments/ group name (one path segment, "
+                "no '/', '\\', '.' or '..')"
+            )
         path = f"{names.EXPERIMENTS}/{spec.group}"
         dtype = np.dtype(spec.data.dtype)
         _check_dtype(dtype, spec.group)
@@ -240,6 +246,8 @@ class _Plan:
             chunk_shape = _requested_chunks(chunks, shape, spec.dims)
         elif _is_dask(spec.data):
             chunk_shape = tuple(max(c) if c else 1 for c in spec.data.chunks)
+        elif spec.stored_chunks is not None:
+            chunk_shape = spec.stored_chunks
         else:
             chunk_shape = _default_chunks(shape, dtype, spec.axes)
         encoder = ArrayEncoder(shape, dtype, chunk_shape, compressor)

@@ -512,11 +512,11 @@ BAD_INPUT: dict[str, tuple[Callable[[], Any], dict[str, Any], type[Exception], s
         TypeError,
         "is not a string",
     ),
-    "key-slash": (
-        lambda: _BASE.to_dataset().assign_attrs(original_metadata={"a/b": 1}),
+    "key-dotdot": (
+        lambda: _BASE.to_dataset().assign_attrs(original_metadata={"..": {"b": 1}}),
         {},
         ValueError,
-        "contains '/'",
+        "cannot be stored as a group or array name",
     ),
     "value-set": (
         lambda: _BASE.to_dataset().assign_attrs(original_metadata={"a": {"b": {1, 2}}}),

@@ -27,6 +27,7 @@ from intake_zspy.cli._specs import (
     parse_chunks,
     parse_compressor,
 )
+from intake_zspy.errors import StoreExistsError
 
 if TYPE_CHECKING:
     from intake_zspy._store import KeyValueStore, WriteTarget
@@ -209,7 +210,7 @@ def run(args: argparse.Namespace) -> int:
     store_type = {"directory": "local", "zip": "zip", None: None}[args.store_type]
     target = resolve_target(args.dst, dst_options, store_type)
     if target.exists() and not args.overwrite:
-        raise FileExistsError(f"{target.url}: already exists; pass --overwrite to replace it")
+        raise StoreExistsError(f"{target.url}: already exists; pass --overwrite to replace it")
     progress = c.show_progress(args.progress)
     start = time.monotonic()
     with open_store(args.src, src_options) as store:

@@ -10,6 +10,7 @@ import base64
 import itertools
 import json
 import math
+import re
 from collections.abc import Iterator, Mapping
 from typing import Any
 
@@ -53,13 +54,38 @@ def dumps(doc: Mapping[str, Any]) -> bytes:
 
 
 def _key(key: Any, where: str) -> str:
+    """A dictionary key as text (any text is a valid attribute name)."""
     if isinstance(key, str):
-        if "/" in key:
-            raise ValueError(f"{where}: key {key!r} contains '/', which zarr cannot store")
         return key
     if isinstance(key, int | np.integer) and not isinstance(key, bool):
         return str(key)
     raise TypeError(f"{where}: dictionary key {key!r} ({type(key).__name__}) is not a string")
+
+
+_SEPARATORS = re.compile(r"[/\\]+")
+_RESERVED = frozenset({"", ".", "..", *names.METADATA_DOCS, names.ZMETADATA})
+
+
+def node_path(key: str, where: str) -> str:
+    """The group or array path a dictionary key becomes, relative to its group.
+
+    As in HyperSpy (through zarr 2), ``/`` and ``\\`` in a key that holds a dictionary or
+    an array make nested groups: ``{"Sub/Group": {...}}`` is stored, and read back, as
+    ``{"Sub": {"Group": {...}}}``.
+
+    Raises
+    ------
+    ValueError
+        The key names no node zarr can store (empty, ``.``, ``..``, a metadata document
+        name such as ``.zattrs``, or a NUL character).
+    """
+    parts = [p for p in _SEPARATORS.split(key) if p]
+    if not parts or "\0" in key or any(p in _RESERVED for p in parts):
+        raise ValueError(
+            f"{where}: key {key!r} cannot be stored as a group or array name (neither zarr "
+            "nor HyperSpy can store it); rename it"
+        )
+    return "/".join(parts)
 
 
 def _bytes_to_str(value: bytes, where: str) -> str:
@@ -171,6 +197,21 @@ class ArrayEncoder:
         return bytes(buf)
 
 
+def _list_attribute(value: list[Any] | tuple[Any, ...], where: str) -> list[Any]:
+    """A list under a key holding ``/``: a JSON list attribute, as HyperSpy reads one.
+
+    (A ``_list_`` array or group would be split at the ``/``: HyperSpy reads that back
+    as something else.) Tuples come back as lists.
+    """
+    items = json_safe(list(value), where)
+    if not all(v is None or isinstance(v, bool | int | float | str) for v in items):
+        raise ValueError(
+            f"{where}: a list of lists, dictionaries or arrays under a key holding '/' "
+            "cannot be stored so that HyperSpy reads it back; rename the key"
+        )
+    return items  # type: ignore[no-any-return]
+
+
 def _is_signal_dict(value: Any) -> bool:
     return isinstance(value, Mapping) and "data" in value and "axes" in value
 
@@ -215,6 +256,14 @@ class ItemEncoder:
         if attrs:
             self.doc(f"{prefix}{names.ZATTRS}", json_safe(dict(attrs), path))
 
+    def _parents(self, parent: str, rel: str) -> None:
+        """The groups a key holding ``/`` implies below ``parent`` (no attributes)."""
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            path = "/".join(filter(None, [parent, *parts[:i]]))
+            if f"{path}/{names.ZGROUP}" not in self.docs:
+                self.doc(f"{path}/{names.ZGROUP}", {"zarr_format": 2})
+
     def array(self, path: str, data: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:
         """A whole in-memory array (metadata arrays, axis vectors, small data)."""
         data = np.asarray(data)
@@ -256,7 +305,14 @@ class ItemEncoder:
         group_attrs: dict[str, Any] = dict(attrs or {})
         for raw_key, value in d.items():
             key = _key(raw_key, path)
-            child = f"{path}/{key}" if path else key
+            where = f"{path}/{key}" if path else key
+            node = isinstance(value, Mapping | np.ndarray) or hasattr(value, "__array_function__")
+            child = where
+            if node:
+                rel = node_path(key, where)
+                child = f"{path}/{rel}" if path else rel
+                if "/" in rel:
+                    self._parents(path, rel)
             if (
                 isinstance(value, Mapping)
                 and key.startswith(names.SIGNAL)
@@ -267,8 +323,10 @@ class ItemEncoder:
                 self.dictionary(child, value)
             elif value is None:
                 group_attrs[key] = names.NONE
-            elif isinstance(value, np.ndarray) or hasattr(value, "__array_function__"):
+            elif node:
                 self.array(child, np.asarray(value))
+            elif isinstance(value, list | tuple) and _SEPARATORS.search(key) and value:
+                group_attrs[key] = _list_attribute(value, where)
             elif isinstance(value, list | tuple):
                 self._sequence(path, key, value, group_attrs)
             elif isinstance(value, bytes):
