@@ -46,6 +46,7 @@ __all__ = [
     "check_key",
     "open_store",
     "resolve_target",
+    "strip_credentials",
 ]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
@@ -217,6 +218,9 @@ class FsspecStore(KeyValueStore):
     def list(self) -> dict[str, KeyInfo]:
         with self._lock:
             if self._listing is None:
+                if isinstance(self.fs, ZipFileSystem):  # names as stored, before fsspec
+                    for name in self.fs.zip.namelist():  # drops a leading "/"
+                        check_key(name.removesuffix("/"), self.url)
                 self._listing = _checked_listing(_list_fs(self.fs, self.root), self.url)
             return self._listing
 
@@ -565,6 +569,48 @@ def open_store(
     if not fs.isfile(path):
         raise StoreNotFoundError(f"{url}: no such object or prefix")
     return _open_zip(fs, path, url)
+
+
+#: storage_options keys that hold credentials (at any depth), left out of saved catalogs.
+CREDENTIAL_KEYS = frozenset(
+    {
+        "key",
+        "secret",
+        "token",
+        "password",
+        "session_token",
+        "aws_access_key_id",
+        "aws_secret_access_key",
+        "aws_session_token",
+        "account_key",
+        "sas_token",
+        "client_secret",
+        "connection_string",
+        "credentials",
+    }
+)
+
+
+def strip_credentials(options: Any) -> tuple[Any, list[str]]:
+    """``options`` without credential keys (at any depth), and the removed key paths.
+
+    Catalogs written to disk use it, so that secrets never end up in a file: readers of
+    a catalog bring their own credentials (environment, ``~/.aws``, ...).
+    """
+    removed: list[str] = []
+
+    def strip(value: Any, where: str) -> Any:
+        if not isinstance(value, Mapping):
+            return value
+        out = {}
+        for k, v in value.items():
+            if str(k).lower() in CREDENTIAL_KEYS:
+                removed.append(f"{where}{k}")
+            else:
+                out[k] = strip(v, f"{where}{k}.")
+        return out
+
+    return strip(options, ""), removed
 
 
 #: Concurrent requests s3fs may keep open (botocore's default, 10, throttles metadata reads).

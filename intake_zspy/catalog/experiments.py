@@ -6,11 +6,11 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from intake.catalog.base import Catalog
 from intake.catalog.local import LocalCatalogEntry
 
 from intake_zspy import __version__
 from intake_zspy._store import open_store
+from intake_zspy.catalog._base import ZspyCatalogBase
 from intake_zspy.catalog._listing import describe_signal, summarize_file
 from intake_zspy.format.decode import open_file
 from intake_zspy.source import Chunks, ZspySource, check_chunks, check_mapping, check_urlpath
@@ -18,7 +18,7 @@ from intake_zspy.source import Chunks, ZspySource, check_chunks, check_mapping, 
 __all__ = ["ZspyExperimentsCatalog"]
 
 
-class ZspyExperimentsCatalog(Catalog):
+class ZspyExperimentsCatalog(ZspyCatalogBase):
     """The signals (``Experiments/<name>`` groups) of one zspy store, as a catalog.
 
     Each entry is a :class:`~intake_zspy.source.ZspySource` named like its

@@ -6,10 +6,10 @@ import os
 from collections.abc import Mapping
 from typing import Any
 
-from intake.catalog.base import Catalog
 from intake.catalog.local import LocalCatalogEntry
 
 from intake_zspy import __version__
+from intake_zspy.catalog._base import ZspyCatalogBase
 from intake_zspy.catalog._listing import StoreInfo, describe_store, find_stores
 from intake_zspy.source import Chunks, ZspySource, check_chunks, check_mapping, check_urlpath
 
@@ -31,7 +31,7 @@ def _metadata(info: StoreInfo) -> dict[str, Any]:
     return meta
 
 
-class ZspyStoresCatalog(Catalog):
+class ZspyStoresCatalog(ZspyCatalogBase):
     """Every zspy store under a folder, bucket prefix or glob, as a catalog.
 
     One entry per store (directories and zip files, see
@@ -70,8 +70,8 @@ class ZspyStoresCatalog(Catalog):
     Notes
     -----
     Refresh with :meth:`force_reload` (now) or :meth:`reload` (if ``ttl`` has passed).
-    Export with :meth:`save` (``cat.save("catalog.yml")``); ``intake.open_catalog``
-    opens the file.
+    Export with :meth:`save` (``cat.save("catalog.yml")``, credentials left out unless
+    ``include_credentials=True``); ``intake.open_catalog`` opens the file.
     """
 
     name = "zspy_dir"

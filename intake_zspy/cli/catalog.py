@@ -11,26 +11,7 @@ from typing import Any
 
 from intake_zspy.cli import _common as c
 
-__all__ = ["CREDENTIAL_KEYS", "register", "strip_credentials"]
-
-#: storage_options keys left out of catalogs unless --keep-credentials (at any depth).
-CREDENTIAL_KEYS = frozenset(
-    {
-        "key",
-        "secret",
-        "token",
-        "password",
-        "session_token",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "account_key",
-        "sas_token",
-        "client_secret",
-        "connection_string",
-        "credentials",
-    }
-)
+__all__ = ["register"]
 
 _EPILOG = """\
 examples:
@@ -85,24 +66,6 @@ def register(commands: Any) -> None:
     p.set_defaults(func=run)
 
 
-def strip_credentials(options: Any) -> tuple[Any, list[str]]:
-    """``options`` without credential keys (at any depth), and the removed key paths."""
-    removed: list[str] = []
-
-    def strip(value: Any, where: str) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        out = {}
-        for k, v in value.items():
-            if str(k).lower() in CREDENTIAL_KEYS:
-                removed.append(f"{where}{k}")
-            else:
-                out[k] = strip(v, f"{where}{k}.")
-        return out
-
-    return strip(options, ""), removed
-
-
 def _preview_ref(png: c.Output, catalog: c.Output | None) -> str:
     """The preview's path relative to the catalog file when both are local, else its URL."""
     local = "://" not in png.url and "::" not in png.url
@@ -148,6 +111,7 @@ def run(args: argparse.Namespace) -> int:
     """Run ``catalog``."""
     import yaml
 
+    from intake_zspy._store import strip_credentials
     from intake_zspy.catalog import ZspyStoresCatalog
 
     options = c.parse_storage_options(args.storage_options)
@@ -160,15 +124,10 @@ def run(args: argparse.Namespace) -> int:
     if args.description:
         kwargs["description"] = args.description
     cat = ZspyStoresCatalog(args.prefix, **kwargs)
-    doc = yaml.safe_load(cat.serialize())
+    doc = yaml.safe_load(cat.serialize(include_credentials=args.keep_credentials))
     sources: dict[str, Any] = doc.get("sources") or {}
-    removed: set[str] = set()
-    for entry in sources.values():
-        entry_args = entry.setdefault("args", {})
-        if not args.keep_credentials and entry_args.get("storage_options"):
-            entry_args["storage_options"], gone = strip_credentials(entry_args["storage_options"])
-            removed.update(gone)
-    if removed:
+    removed = [] if args.keep_credentials else strip_credentials(options)[1]
+    if removed and sources:
         sys.stderr.write(
             f"intake-zspy catalog: note: credentials left out of the catalog ({', '.join(sorted(removed))}); "
             "pass --keep-credentials to write them\n"
