@@ -9,14 +9,22 @@ from typing import Any
 from intake_zspy import accessor as _accessor  # noqa: F401 - registers ``.zspy``
 from intake_zspy.errors import (
     ChunkDecodeError,
+    DamagedStoreError,
     IncompleteStoreError,
+    LimitExceededError,
     SignalNotFoundError,
     StaleMetadataWarning,
+    StoreExistsError,
+    StoreNotFoundError,
+    StoreReadError,
+    UnsafePathError,
     UnsupportedCodecError,
     ZspyError,
     ZspyFormatError,
     ZspyVersionWarning,
+    ZspyWarning,
 )
+from intake_zspy.format.limits import Limits, get_limits, set_limits
 from intake_zspy.reader import open_dataset, open_datatree
 from intake_zspy.writer import to_zspy
 
@@ -41,9 +49,16 @@ except PackageNotFoundError:  # pragma: no cover - running from a source tree
 
 __all__ = [
     "ChunkDecodeError",
+    "DamagedStoreError",
     "IncompleteStoreError",
+    "LimitExceededError",
+    "Limits",
     "SignalNotFoundError",
     "StaleMetadataWarning",
+    "StoreExistsError",
+    "StoreNotFoundError",
+    "StoreReadError",
+    "UnsafePathError",
     "UnsupportedCodecError",
     "ZspyError",
     "ZspyExperimentsCatalog",
@@ -51,8 +66,11 @@ __all__ = [
     "ZspySource",
     "ZspyStoresCatalog",
     "ZspyVersionWarning",
+    "ZspyWarning",
     "__version__",
+    "get_limits",
     "open_dataset",
     "open_datatree",
+    "set_limits",
     "to_zspy",
 ]

@@ -277,7 +277,7 @@ def _open_zip_fs(fs: fsspec.AbstractFileSystem, path: str, url: str) -> ZipFileS
         return ZipFileSystem(fo=fs.open(path, "rb"), skip_instance_cache=True)
     except FileNotFoundError as exc:
         raise StoreNotFoundError(f"{url}: no such file") from exc
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+    except (ValueError, OSError, *_ZIP_ERRORS) as exc:
         raise DamagedStoreError(f"{url}: damaged or truncated zip file: {exc}") from exc
 
 
@@ -292,6 +292,9 @@ class DirectoryStore(KeyValueStore):
         self.root = os.path.realpath(root)
         self.url = url
         self._listing: dict[str, KeyInfo] | None = None
+        # whether the listing met symbolic links (unknown before it): without any, the
+        # keys need no resolving
+        self._links: bool | None = None
 
     def _path(self, key: str) -> str:
         return os.path.join(self.root, *check_key(key, self.url).split("/"))
@@ -307,6 +310,7 @@ class DirectoryStore(KeyValueStore):
     def list(self) -> dict[str, KeyInfo]:
         if self._listing is None:
             listing: dict[str, KeyInfo] = {}
+            self._links = False
             self._walk(self.root, "", listing, {self.root})
             self._listing = listing
         return self._listing
@@ -319,6 +323,7 @@ class DirectoryStore(KeyValueStore):
         for entry in entries:
             key = f"{prefix}{entry.name}"
             if entry.is_symlink():
+                self._links = True
                 self._inside(entry.path, key)
             if entry.is_dir():
                 real = os.path.realpath(entry.path)
@@ -329,14 +334,17 @@ class DirectoryStore(KeyValueStore):
 
     def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
         keys = list(keys)
-        if len(keys) > 1:
+        listing = self._listing or {}
+        small = sum(getattr(listing.get(k), "size", None) or _LARGE for k in keys) < _LARGE
+        if len(keys) > 1 and not small:  # threads only pay off for large files
             with ThreadPoolExecutor(max_workers=min(8, len(keys))) as pool:
                 return dict(zip(keys, pool.map(self._get_one, keys), strict=True))
         return {key: self._get_one(key) for key in keys}
 
     def _get_one(self, key: str) -> bytes | None:
         path = self._path(key)
-        self._inside(path, key)
+        if self._links is not False:
+            self._inside(path, key)
         try:
             with open(path, "rb") as f:
                 return f.read()
@@ -357,6 +365,10 @@ class DirectoryStore(KeyValueStore):
 
     def sizes(self) -> Mapping[str, KeyInfo] | None:
         return self._listing
+
+
+#: Reading files that add up to less than this takes less time than starting threads.
+_LARGE = 4 * 2**20
 
 
 def _write_file(path: str, value: bytes) -> None:
@@ -544,7 +556,7 @@ def open_store(
         raise ImportError(f"{url}: {exc} (for s3:// install intake-zspy[s3])") from exc
     except FileNotFoundError as exc:  # a chained URL opens its target at once
         raise StoreNotFoundError(f"{url}: no such file or object") from exc
-    except (zipfile.BadZipFile, EOFError) as exc:
+    except _ZIP_ERRORS as exc:
         raise DamagedStoreError(f"{url}: damaged or truncated zip file: {exc}") from exc
     if isinstance(fs, ZipFileSystem):  # explicit zip:: chain
         return FsspecStore(fs, "", url)

@@ -2,8 +2,9 @@
 
 The mapping (one data variable ``data``; dims in array order):
 
-- dim name: the axis name when it is set and unique within the signal (and not
-  ``"data"``), else xarray's ``dim_<i>``;
+- dim name: the axis name when it is set and unique within the signal (and neither
+  ``"data"`` nor a name holding ``/``, which a DataTree cannot hold), else xarray's
+  ``dim_<i>``;
 - one index coordinate per dim holding HyperSpy's axis values, with attrs ``units``,
   ``long_name`` (the axis name), ``navigate``, ``is_binned``, ``axis_type`` and, by axis
   type, ``scale``/``offset`` (uniform) or ``expression``/``parameters``/``x_axis``
@@ -89,7 +90,10 @@ _UNIFORM_RTOL = 1e-9
 
 def dim_names(axes: list[Axis]) -> list[str]:
     """Dimension names for a signal's axes (see the module docstring)."""
-    dims = [a.name if a.name and a.name != DATA_VAR else f"dim_{i}" for i, a in enumerate(axes)]
+    dims = [
+        a.name if a.name and a.name != DATA_VAR and "/" not in a.name else f"dim_{i}"
+        for i, a in enumerate(axes)
+    ]
     # Duplicates fall back to dim_<i>; a fallback may collide with an axis really named
     # "dim_<i>", which then falls back too, so this ends after at most ndim passes.
     while len(set(dims)) < len(dims):

@@ -59,10 +59,11 @@ def open_dataset(
 
     Raises
     ------
-    FileNotFoundError
-        Nothing exists at ``urlpath``.
+    StoreNotFoundError
+        Nothing exists at ``urlpath`` (a ``FileNotFoundError``).
     ZspyFormatError
-        ``urlpath`` is not a zspy store; the message says what is missing.
+        ``urlpath`` is not a zspy store, or breaks the format; the message says what is
+        wrong and where. Its subclasses say more (see :mod:`intake_zspy.errors`).
     SignalNotFoundError
         ``signal`` does not exist (a ``KeyError``); the message lists the signals.
 

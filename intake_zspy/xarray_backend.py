@@ -18,6 +18,7 @@ from xarray.core import indexing
 
 from intake_zspy._store import open_store
 from intake_zspy.dataset import DATA_VAR, signal_to_dataset
+from intake_zspy.errors import ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.decode import RaggedArray, ZspyFile, open_file
 from intake_zspy.format.v2array import V2Array
@@ -56,10 +57,22 @@ def _signal_name(group: str | None) -> str | None:
     return group.removeprefix(prefix)
 
 
+@contextlib.contextmanager
+def _mapping(url: str, what: str) -> Iterator[None]:
+    """Errors xarray raises on what a store holds (names, extra coordinates) as ours."""
+    try:
+        yield
+    except (TypeError, ValueError, KeyError) as exc:
+        if isinstance(exc, ZspyError):
+            raise
+        raise ZspyFormatError(f"{url}: {what} cannot be represented in xarray: {exc}") from exc
+
+
 def _dataset(file: ZspyFile, name: str | None, drop_variables: Iterable[str] | None) -> xr.Dataset:
     signal = file.signal(name)
     lazy = indexing.LazilyIndexedArray(ZspyBackendArray(signal.data))
-    ds = signal_to_dataset(signal, lazy)
+    with _mapping(file.url, f"signal {signal.path!r}"):
+        ds = signal_to_dataset(signal, lazy)
     # dask chunks follow the stored ones: xarray reads "preferred_chunks" for chunks={}
     chunks = signal.data.chunks
     ds[DATA_VAR].encoding.update(
@@ -137,6 +150,7 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
                 names.ATTR_FORMAT_VERSION: file.format_version,
             }
             groups = {"/": xr.Dataset(attrs=root_attrs)}
+            groups["/"].encoding["source"] = file.url
             drop = _as_list(drop_variables)
             groups.update({f"/{n}": _dataset(file, n, drop) for n in signals})
         groups["/"].set_close(file.store.close)
@@ -158,7 +172,8 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
             storage_options=storage_options,
             consolidated=consolidated,
         )
-        tree = xr.DataTree.from_dict(groups)
+        with _mapping(groups["/"].encoding.get("source", ""), "the store"):
+            tree = xr.DataTree.from_dict(groups)
         tree.set_close(groups["/"]._close)
         return tree
 

@@ -24,7 +24,7 @@ import fsspec
 from fsspec.utils import glob_translate
 
 from intake_zspy._store import KeyInfo, KeyValueStore, open_store
-from intake_zspy.errors import ZspyError, ZspyFormatError
+from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.decode import ZspyFile, open_file
 from intake_zspy.format.hierarchy import Hierarchy, consolidated_docs, parse_json
@@ -166,7 +166,7 @@ class _Snapshot(KeyValueStore):
 def _bytes(raw: object, url: str, key: str) -> bytes:
     """A fetched value, or the error fetching it raised, as an exception naming the key."""
     if isinstance(raw, BaseException):
-        raise OSError(f"{url}: reading {key!r} failed: {raw}") from raw
+        raise StoreReadError(f"{url}: reading {key!r} failed: {raw}") from raw
     if not isinstance(raw, bytes):
         raise ZspyFormatError(f"{url}: {key!r} could not be read")
     return raw
@@ -292,7 +292,7 @@ def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
     found = fs.find(prefix, detail=True, withdirs=False)
     files = {fs._strip_protocol(p): int(i.get("size") or 0) for p, i in found.items()}
     if not files:
-        raise FileNotFoundError(
+        raise StoreNotFoundError(
             f"{url}: nothing found there (a missing or empty folder or prefix); check the "
             "URL and storage_options"
         )
@@ -376,7 +376,7 @@ def find_stores(
 
     Raises
     ------
-    FileNotFoundError
+    StoreNotFoundError
         Nothing at all exists under ``url`` (missing or empty prefix).
     """
     options = dict(storage_options or {})

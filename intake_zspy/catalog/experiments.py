@@ -43,7 +43,7 @@ class ZspyExperimentsCatalog(ZspyCatalogBase):
     ------
     TypeError
         An argument has the wrong type.
-    FileNotFoundError, ZspyFormatError
+    StoreNotFoundError, ZspyFormatError
         From loading: nothing at ``urlpath``, or not a zspy store.
     """
 

@@ -64,7 +64,7 @@ class ZspyStoresCatalog(ZspyCatalogBase):
     ------
     TypeError
         An argument has the wrong type.
-    FileNotFoundError
+    StoreNotFoundError
         Nothing exists under ``urlpath`` (a missing or empty folder or prefix).
 
     Notes

@@ -263,7 +263,7 @@ def verify_store(
 
     Raises
     ------
-    FileNotFoundError
+    StoreNotFoundError
         Nothing exists at ``url``.
     """
     from intake_zspy._store import open_store

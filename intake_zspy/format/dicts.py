@@ -11,6 +11,7 @@ in their true order (children ``0 .. n-1`` sorted numerically).
 from __future__ import annotations
 
 import datetime
+import math
 import re
 from collections.abc import Collection
 from typing import TYPE_CHECKING, Any
@@ -96,19 +97,19 @@ def unflatten_ragged(flat: np.ndarray, shapes: np.ndarray, where: str = "") -> n
         item = flat[index]
         shape = shapes[index]
         if item is not None and shape is not None:
-            dims = np.asarray(shape)
-            if dims.ndim != 1 or dims.dtype.kind not in "iu" or (dims < 0).any():
+            if not (isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu"):
                 raise ZspyFormatError(f"{where}: ragged shape {shape!r} at {index}")
+            dims = tuple(shape.tolist())
             try:
                 item = np.asarray(item)
             except ValueError as exc:
                 raise ZspyFormatError(f"{where}: element {index}: {exc}") from exc
-            if item.ndim != 1 or item.size != int(np.prod(dims, dtype=np.int64)):
+            if min(dims, default=0) < 0 or item.ndim != 1 or item.size != math.prod(dims):
                 raise ZspyFormatError(
                     f"{where}: element {index} holds {item.size} values, its stored shape "
-                    f"{tuple(int(n) for n in dims)} needs {int(np.prod(dims, dtype=np.int64))}"
+                    f"{dims} needs {math.prod(dims)}"
                 )
-            item = item.reshape(tuple(int(n) for n in dims))
+            item = item.reshape(dims)
         out[index] = item
     return out
 

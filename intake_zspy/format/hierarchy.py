@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import posixpath
 import warnings
 import zlib
@@ -184,6 +185,15 @@ class Hierarchy:
         paths = list(paths)
         self.verify(paths)
         handles = [self.array(p) for p in paths]
+        limit = get_limits().max_metadata_array_bytes
+        for h in handles:
+            nbytes = math.prod(h.shape) * h.dtype.itemsize
+            if nbytes > limit:
+                raise LimitExceededError(
+                    f"{h.where} declares {nbytes} bytes, more than the limit of {limit} for "
+                    "an array read while opening (intake_zspy.set_limits("
+                    "max_metadata_array_bytes=...))"
+                )
         outs = [h.empty(h.shape) for h in handles]
         boxes: list[Box] = [
             (h, o, [0] * len(h.shape), None) for h, o in zip(handles, outs, strict=True)

@@ -28,6 +28,10 @@ class Limits:
         Nesting depth of JSON values and of groups below a signal.
     max_chunk_bytes
         Decoded size of one chunk (numcodecs cannot handle more than 2 GiB anyway).
+    max_metadata_array_bytes
+        Declared size of an array decoded whole while a store is opened (metadata and
+        original_metadata arrays, axis vectors, learning results, models, ragged shape
+        tables); the signal's data is only read when asked for.
     max_axis_length
         Length of one axis, whose coordinate values are computed in memory.
     max_ndim
@@ -37,6 +41,7 @@ class Limits:
     max_document_bytes: int = 256 * 2**20
     max_depth: int = 64
     max_chunk_bytes: int = 2**31 - 1
+    max_metadata_array_bytes: int = 2**30
     max_axis_length: int = 2**27
     max_ndim: int = 32
 
