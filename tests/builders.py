@@ -62,7 +62,7 @@ def encode_store(
     *,
     consolidated: bool = True,
     root_attrs: Mapping[str, Any] | None = None,
-    models: Mapping[str, Mapping[str, Any]] | None = None,
+    models: Mapping[str, tuple[str, Mapping[str, Any]]] | None = None,
 ) -> dict[str, bytes]:
     """Every key of a zspy store holding ``signals`` (``{group name: signal dict}``)."""
     enc = ItemEncoder()

@@ -13,6 +13,7 @@ import intake
 import numpy as np
 import pytest
 import xarray as xr
+import yaml
 import zarr
 from fsspec.implementations.memory import MemoryFileSystem
 
@@ -21,6 +22,7 @@ from intake_zspy.catalog import ZspyExperimentsCatalog, ZspyStoresCatalog
 from intake_zspy.source import ZspySource
 from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
 from tests.conftest import zip_directory
+from tests.hostile import base_items, place
 from tests.s3server import upload
 from tests.test_80_source import SI, chunked_items, si_signal
 
@@ -349,3 +351,58 @@ def test_zip_with_duplicate_members_is_summarised_from_the_last(tmp_path: Path) 
     cat = ZspyStoresCatalog(str(tmp_path / "data"))
     assert cat.dup.describe()["metadata"]["title"] == "new title"
     assert cat.dup.read().attrs["title"] == "new title"
+
+
+# -- credentials stay out of saved catalogs ---------------------------------------------
+
+SECRETS = ("AKIAEXAMPLE7Q2Z", "s3cr3t-Vq9", "tok-5d1e", "x2-hidden-77")
+ENDPOINT = "http://127.0.0.1:1"
+
+
+def _credential_options() -> dict[str, Any]:
+    key, secret, token, nested = SECRETS
+    return {
+        "key": key,
+        "secret": secret,
+        "token": token,
+        "client_kwargs": {"endpoint_url": ENDPOINT, "aws_secret_access_key": nested},
+    }
+
+
+def _catalogs(tmp_path: Path) -> dict[str, Any]:
+    folder = tmp_path / "folder"
+    folder.mkdir()
+    store = place(base_items(), folder / "one.zspy")
+    return {
+        "stores": ZspyStoresCatalog(str(folder), storage_options=_credential_options()),
+        "experiments": ZspyExperimentsCatalog(store, storage_options=_credential_options()),
+    }
+
+
+@pytest.mark.parametrize("kind", ["stores", "experiments"])
+def test_saved_catalog_leaves_credentials_out(tmp_path: Path, kind: str) -> None:
+    cat = _catalogs(tmp_path)[kind]
+    assert list(cat)  # loads (local files ignore the S3 options)
+    path = tmp_path / "cat.yml"
+    cat.save(str(path))
+    text = path.read_text()
+    for secret in SECRETS:
+        assert secret not in text, f"{secret!r} written to the catalog"
+    assert ENDPOINT in text
+    doc = yaml.safe_load(text)
+    for entry in doc["sources"].values():
+        options = entry["args"]["storage_options"]
+        assert options["client_kwargs"] == {"endpoint_url": ENDPOINT}
+        assert not {"key", "secret", "token"} & set(options)
+
+
+@pytest.mark.parametrize("kind", ["stores", "experiments"])
+def test_saved_catalog_keeps_credentials_on_request(tmp_path: Path, kind: str) -> None:
+    cat = _catalogs(tmp_path)[kind]
+    path = tmp_path / "cat.yml"
+    cat.save(str(path), include_credentials=True)
+    text = path.read_text()
+    for secret in SECRETS:
+        assert secret in text
+    entry = next(iter(yaml.safe_load(text)["sources"].values()))
+    assert entry["args"]["storage_options"] == _credential_options()

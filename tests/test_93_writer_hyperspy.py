@@ -5,7 +5,9 @@
    data, axes (name, units, scale, offset, navigate, type, values...), metadata (except a new
    ``General.FileIO`` record), original_metadata, learning results and models.
 2. Fresh xarray objects that never came from zspy load in HyperSpy with the right signal
-   class, axes and title.
+   class, axes and title: HyperSpy's own title (``metadata.General.title``) wins over the
+   variable name, and DigitalMicrograph-style tags (units, ``/``, ``.``, parentheses and
+   unicode in keys) load as HyperSpy itself stores them.
 """
 
 from __future__ import annotations
@@ -61,12 +63,52 @@ def _fresh_objects() -> dict[str, tuple[Any, dict[str, Any]]]:
         coords={"ky": ("ky", 0.1 * np.arange(4), {"units": "1/nm"})},
         name="diffraction",
     )
+    titled = xr.Dataset(
+        {"intensity": (("x", "E"), np.arange(6.0).reshape(2, 3))},
+        attrs={"title": "not this one", "metadata": {"General": {"title": "fresh dataset"}}},
+    )
+    tagged = xr.DataArray(
+        np.arange(8, dtype="i2").reshape(2, 4),
+        dims=("y", "channel"),
+        name="tagged",
+        attrs={"long_name": "not this one either"},
+    ).to_dataset(name="data")
+    tagged.attrs["original_metadata"] = DM_TAGS
     return {
         "cube.zspy": (cube, {}),
         "image.zspy": (image, {"signal_dims": 2}),
         "spectra.zspy": (spectra, {"store_type": "zip"}),
         "stack.zspy": (stack, {"signal_dims": ["ky", "kx"]}),
+        "titled.zspy": (titled, {}),
+        "tagged.zspy": (tagged, {"store_type": "zip"}),
     }
+
+
+#: original_metadata as DigitalMicrograph files give it (keys with units, '/', '.', unicode).
+DM_TAGS = {
+    "ImageList": {
+        "TagGroup0": {
+            "ImageTags": {
+                "Acquisition": {
+                    "Device": {
+                        "Dark Current (counts/s)": 1.5,
+                        "Exposure (s)": 0.5,
+                        "Pixel Size (µm)": [14.0, 14.0],
+                        "Active Size (pixels)": (2048, 2048),
+                        "Scale (nm/px)": [0.1, 0.2],
+                    },
+                    "Frame/Parameters": {"Binning": 2, "Name": "CCD/Camera"},
+                },
+                "Microscope Info": {
+                    "Voltage (kV)": 200.0,
+                    "Cs(mm)": 1.2,
+                    "Name.Version": "GMS 3.5",
+                    "Stage Position": {"Stage Alpha (°)": 0.5},
+                },
+            }
+        }
+    }
+}
 
 
 def _open_tree(path: Path, **kwargs: Any) -> xr.DataTree:
@@ -249,3 +291,32 @@ def test_fresh_dask_4d_stack_is_a_signal2d(fresh: dict[str, Any]) -> None:
     assert [a["name"] for a in s["axes"]] == ["a", "b", "ky", "kx"]
     assert [a["navigate"] for a in s["axes"]] == [True, True, False, False]
     assert_axis(s["axes"][2], units="1/nm", scale=0.1, offset=0.0, values=0.1 * np.arange(4))
+
+
+def test_fresh_title_comes_from_hyperspy_metadata_first(fresh: dict[str, Any]) -> None:
+    _, s = fresh["titled.zspy"]
+    assert s["title"] == "fresh dataset"
+    assert s["metadata"]["General"]["title"] == "fresh dataset"
+
+
+def test_digitalmicrograph_tags_load_as_hyperspy_stores_them(
+    fresh: dict[str, Any], written: Any
+) -> None:
+    _, s = fresh["tagged.zspy"]
+    tags = s["original_metadata"]["ImageList"]["TagGroup0"]["ImageTags"]
+    device = tags["Acquisition"]["Device"]
+    assert device["Dark Current (counts/s)"] == 1.5
+    assert device["Exposure (s)"] == 0.5
+    assert list(device["Pixel Size (µm)"]) == [14.0, 14.0]
+    assert tuple(device["Active Size (pixels)"]) == (2048, 2048)
+    assert device["Scale (nm/px)"] == [0.1, 0.2]  # a JSON list attribute
+    # as in HyperSpy, '/' in a key holding a dictionary makes nested groups
+    assert tags["Acquisition"]["Frame"]["Parameters"] == {"Binning": 2, "Name": "CCD/Camera"}
+    info = tags["Microscope Info"]
+    assert info["Voltage (kV)"] == 200.0
+    assert info["Cs(mm)"] == 1.2
+    assert info["Name.Version"] == "GMS 3.5"
+    assert info["Stage Position"] == {"Stage Alpha (°)": 0.5}
+    # and intake-zspy reads back what HyperSpy reads
+    ours = intake_zspy.open_dataset(written[1]["tagged.zspy"][1]).attrs["original_metadata"]
+    assert_equal_nested(ours, s["original_metadata"])

@@ -23,7 +23,7 @@ from typing import Any
 import fsspec
 from fsspec.utils import glob_translate
 
-from intake_zspy._store import KeyInfo, KeyValueStore, open_store
+from intake_zspy._store import KeyInfo, KeyValueStore, check_key, open_store
 from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.decode import ZspyFile, open_file
@@ -151,7 +151,7 @@ class _Snapshot(KeyValueStore):
 
     def __init__(self, url: str, listing: dict[str, KeyInfo]) -> None:
         self.url = url
-        self._listing = listing
+        self._listing = {check_key(key, url): info for key, info in listing.items()}
 
     def list(self) -> dict[str, KeyInfo]:
         return self._listing
