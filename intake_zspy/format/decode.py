@@ -30,6 +30,9 @@ if TYPE_CHECKING:
 
 __all__ = ["RaggedArray", "Signal", "ZspyFile", "open_file"]
 
+#: The companion of ragged data holding each element's shape (current and legacy names).
+_SHAPES_NAMES = (f"{names.RAGGED_SHAPES}{names.DATA}", names.LEGACY_RAGGED_SHAPES)
+
 
 class RaggedArray:
     """A ragged (object) array whose elements get their shapes from a companion array."""
@@ -195,10 +198,12 @@ class ZspyFile:
         name = self.resolve_name(name)
         h = self.hierarchy
         path = f"{names.EXPERIMENTS}/{name}"
-        h.verify(h.walk_arrays(path))  # every array of the signal in one batch
+        lazy = [f"{path}/{n}" for n in (names.DATA, *_SHAPES_NAMES)]
+        # one round trip: the metadata arrays, and the documents of the data arrays
+        decoder = Decoder(h, path, skip=lazy)
         flat = h.array(f"{path}/{names.DATA}")
         data: V2Array | RaggedArray = flat
-        for shapes_name in (f"{names.RAGGED_SHAPES}{names.DATA}", names.LEGACY_RAGGED_SHAPES):
+        for shapes_name in _SHAPES_NAMES:
             if flat.meta.is_object and h.is_array(f"{path}/{shapes_name}"):
                 shapes = h.array(f"{path}/{shapes_name}")
                 if shapes.shape != flat.shape or shapes.chunks != flat.chunks:
@@ -209,7 +214,6 @@ class ZspyFile:
                     )
                 data = RaggedArray(flat, shapes)
                 break
-        decoder = Decoder(h, path, skip={flat.path, getattr(data, "shapes", flat).path})
         where = f"{self.url}: {path}"
         axes = [
             axis_from_dict(d, size, f"{where}/{names.AXIS_PREFIX}{i}")

@@ -136,11 +136,15 @@ class Decoder:
 
     Every array below ``root`` (but those in ``skip``) is read up front in one batch of
     concurrent requests, so decoding costs one round trip however many arrays there are.
+    The documents of the skipped arrays are checked in that round trip too.
     """
 
     def __init__(self, hierarchy: Hierarchy, root: str, skip: Collection[str] = ()) -> None:
         self.h = hierarchy
-        self.arrays = hierarchy.read_arrays(p for p in hierarchy.walk_arrays(root) if p not in skip)
+        paths = hierarchy.walk_arrays(root)
+        self.arrays = hierarchy.read_arrays(
+            [p for p in paths if p not in skip], verify=[p for p in paths if p in skip]
+        )
 
     def array(self, group: str, name: str) -> np.ndarray:
         path = _join(group, name)

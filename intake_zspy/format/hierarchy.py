@@ -26,6 +26,7 @@ import warnings
 import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
@@ -35,6 +36,7 @@ from intake_zspy.errors import (
     LimitExceededError,
     StaleMetadataWarning,
     UnsafePathError,
+    ZspyError,
     ZspyFormatError,
 )
 from intake_zspy.format import names
@@ -155,36 +157,69 @@ class Hierarchy:
         """Names of the arrays in group ``path``, sorted."""
         return sorted(n for n, kind in self._children.get(path, {}).items() if kind == "array")
 
+    def _unverified_keys(self, paths: Iterable[str]) -> list[str]:
+        return [k for k in (_join(p, names.ZARRAY) for p in paths) if k in self._unverified]
+
+    def _take(self, keys: Sequence[str], fresh: Mapping[str, dict[str, Any]]) -> set[str]:
+        """Put fetched ``.zarray`` documents in place; the array paths that changed."""
+        self._unverified.difference_update(keys)
+        gone = [k for k in keys if k not in fresh]
+        changed = {k for k, v in fresh.items() if self.docs.get(k) != v} | set(gone)
+        _merge(self.store.url, self.docs, fresh, gone)
+        if gone:
+            self.__dict__.pop("_children", None)
+        return {posixpath.dirname(k) for k in changed}
+
     def verify(self, paths: Iterable[str]) -> None:
         """Fetch the ``.zarray`` of arrays known only from ``.zmetadata`` (one batch).
 
         Where a fetched document disagrees with ``.zmetadata``, it replaces it, with a
         :class:`~intake_zspy.errors.StaleMetadataWarning`.
         """
-        keys = [k for k in (_join(p, names.ZARRAY) for p in paths) if k in self._unverified]
-        if not keys:
-            return
-        fresh = _fetch_docs(self.store, keys)
-        self._unverified.difference_update(keys)
-        gone = [k for k in keys if k not in fresh]
-        _merge(self.store.url, self.docs, fresh, gone)
-        if gone:
-            self.__dict__.pop("_children", None)
+        keys = self._unverified_keys(paths)
+        if keys:
+            self._take(keys, _fetch_docs(self.store, keys))
 
     def array(self, path: str) -> V2Array:
         """A lazy handle on the array at ``path``, from its verified ``.zarray``."""
         self.verify([path])
+        return self._handle(path)
+
+    def _handle(self, path: str) -> V2Array:
         key = _join(path, names.ZARRAY)
         if key not in self.docs:
             raise ZspyFormatError(f"{self.store.url}: no array at {path!r}")
         where = f"{self.store.url}: array {path!r}"
         return V2Array(self.store, path, ArrayMeta.from_json(self.docs[key], where))
 
-    def read_arrays(self, paths: Iterable[str]) -> dict[str, np.ndarray]:
-        """Read several whole arrays with one batch of concurrent requests."""
+    def read_arrays(
+        self, paths: Iterable[str], verify: Iterable[str] = ()
+    ) -> dict[str, np.ndarray]:
+        """Read several whole arrays with one batch of concurrent requests.
+
+        ``.zarray`` documents still to be checked (these arrays' and those of ``verify``)
+        are fetched in the same round trip, while the chunks are read as ``.zmetadata``
+        describes them; the few arrays whose document turns out different are read again.
+        """
         paths = list(paths)
-        self.verify(paths)
-        handles = [self.array(p) for p in paths]
+        keys = self._unverified_keys([*paths, *verify])
+        if not keys:
+            return self._read_whole(paths)
+        out: dict[str, np.ndarray] | None = None
+        with ThreadPoolExecutor(1) as pool:
+            fetched = pool.submit(_fetch_docs, self.store, keys)
+            try:
+                out = self._read_whole(paths)
+            except ZspyError:
+                out = None  # perhaps a stale document: decided once the store's are in
+            changed = self._take(keys, fetched.result())
+        if out is None:
+            return self._read_whole(paths)
+        redo = [p for p in paths if p in changed]
+        return {**out, **self._read_whole(redo)} if redo else out
+
+    def _read_whole(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
+        handles = [self._handle(p) for p in paths]
         limit = get_limits().max_metadata_array_bytes
         for h in handles:
             nbytes = math.prod(h.shape) * h.dtype.itemsize
