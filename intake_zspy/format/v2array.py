@@ -46,7 +46,8 @@ FETCH_BYTES = 64 * 2**20
 _THREADS = max(2, os.cpu_count() or 2)
 
 
-#: dtype kinds a zspy array may hold (object only with an object codec).
+#: dtype kinds a zspy array may hold (object only with an object codec; datetimes only
+#: with a unit: xarray cannot take generic ones).
 _KINDS = frozenset("biufcSUVOmM")
 
 
@@ -90,6 +91,8 @@ def parse_dtype(descr: Any) -> np.dtype[Any]:
         raise ValueError(f"unsupported dtype {descr!r}")
     if dtype.itemsize == 0:
         raise ValueError(f"dtype {descr!r} has no bytes")
+    if kinds & set("mM") and (dtype.kind not in "mM" or np.datetime_data(dtype)[0] == "generic"):
+        raise ValueError(f"unsupported dtype {descr!r}: datetimes need a unit, outside records")
     return dtype
 
 
@@ -139,6 +142,8 @@ def _decode_fill_value(value: Any, dtype: np.dtype[Any]) -> Any:
     if kind in "iumM":
         number = _integer(value)
         if kind in "iu" and not np.iinfo(dtype).min <= number <= np.iinfo(dtype).max:
+            raise ValueError(f"fill_value {number} does not fit {dtype}")
+        if kind in "mM" and not -(2**63) <= number < 2**63:
             raise ValueError(f"fill_value {number} does not fit {dtype}")
         return np.array(number, dtype=dtype if kind in "iu" else np.int64).view(dtype)[()]
     if kind == "f":
