@@ -20,16 +20,16 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
 
-from intake_zspy._store import KeyValueStore, resolve_target
 from intake_zspy.dataset import SignalSpec, dataset_to_signal
 from intake_zspy.errors import StoreExistsError
-from intake_zspy.format import names
+from intake_zspy.format import layout, names
 from intake_zspy.format.encode import DEFAULT_COMPRESSOR, ArrayEncoder, ItemEncoder, node_path
+from intake_zspy.storage import KeyValueStore, StoreKind, open_target
 
 __all__ = ["DEFAULT_COMPRESSOR", "to_zspy"]
 
@@ -44,7 +44,7 @@ def to_zspy(
     urlpath: str | os.PathLike[str],
     *,
     storage_options: Mapping[str, Any] | None = None,
-    store_type: str | None = None,
+    store_type: StoreKind | Literal["local"] | None = None,
     overwrite: bool = False,
     compressor: Any = DEFAULT_COMPRESSOR,
     chunks: Mapping[str, int] | Sequence[int] | None = None,
@@ -65,9 +65,9 @@ def to_zspy(
     storage_options
         Passed to fsspec (e.g. s3fs credentials and ``client_kwargs``).
     store_type
-        ``"local"`` (nested directory, HyperSpy's default), ``"zip"`` (one file) or
-        ``None`` to infer it from the URL (``.zip`` or ``zip::`` means zip; ``s3://``
-        and other remote URLs mean a key prefix).
+        ``"directory"`` (a nested directory, HyperSpy's default; a key prefix on remote
+        storage), ``"zip"`` (one file) or ``None`` to infer it from the URL (``.zip`` or
+        ``zip::`` means zip). ``"local"`` is accepted for ``"directory"``.
     overwrite
         Replace an existing store. The old store is only removed once the new one is
         complete: locally the new store is written to a temporary sibling and swapped
@@ -103,10 +103,10 @@ def to_zspy(
     """
     specs = _signal_specs(obj, signal_dims)
     plan = _Plan(specs, compressor, chunks)  # validates and encodes metadata up front
-    target = resolve_target(urlpath, storage_options, store_type)
+    target = open_target(urlpath, storage_options, store_type)
     if target.exists() and not overwrite:
         raise StoreExistsError(f"{target.url}: already exists; pass overwrite=True to replace it")
-    with target.staging() as store:
+    with target.staging(last=layout.LAST) as store:
         plan.write(store, progress=progress, consolidated=consolidated)
     return target.url
 
@@ -204,6 +204,7 @@ class _Plan:
             },
         )
         self.meta.group(names.EXPERIMENTS)
+        self.groups = [spec.group for spec in specs]
         for spec in specs:
             self._signal(spec, compressor, chunks)
         models = [(spec, name, model) for spec in specs for name, model in spec.models.items()]
@@ -257,8 +258,7 @@ class _Plan:
     def write(self, store: KeyValueStore, *, progress: bool, consolidated: bool) -> None:
         items = dict(self.meta.items)
         # the groups down to each signal first: any later interruption reads as incomplete
-        first = [names.ZGROUP, f"{names.EXPERIMENTS}/{names.ZGROUP}"]
-        first += [f"{job.path.rsplit('/', 1)[0]}/{names.ZGROUP}" for job in self.jobs]
+        first = layout.first_keys(self.groups)
         try:
             store.put_many({key: items.pop(key) for key in first})
         except OSError as exc:

@@ -1,6 +1,6 @@
 """The ``zspy`` xarray backend: ``xr.open_dataset(url, engine="zspy")``.
 
-A thin adapter: store resolution lives in :mod:`intake_zspy._store`, decoding in
+A thin adapter: store resolution lives in :mod:`intake_zspy.storage`, decoding in
 :mod:`intake_zspy.format`, the mapping in :mod:`intake_zspy.dataset`.
 """
 
@@ -16,12 +16,12 @@ import xarray as xr
 from xarray.backends import BackendArray, BackendEntrypoint
 from xarray.core import indexing
 
-from intake_zspy._store import open_store
 from intake_zspy.dataset import DATA_VAR, signal_to_dataset
 from intake_zspy.errors import ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.decode import RaggedArray, ZspyFile, open_file
 from intake_zspy.format.v2array import V2Array
+from intake_zspy.storage import open_store
 
 __all__ = ["ZspyBackendArray", "ZspyBackendEntrypoint"]
 

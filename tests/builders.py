@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from intake_zspy._store import KeyInfo, KeyValueStore
+from intake_zspy.storage import KeyInfo, KeyValueStore
 from intake_zspy.format.encode import ItemEncoder
 
 

@@ -24,7 +24,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.storage import FsspecStore, LocalStore, MemoryStore
 
-from intake_zspy._store import KeyValueStore, open_store
+from intake_zspy.storage import KeyValueStore, open_store
 from intake_zspy.errors import ChunkDecodeError, UnsupportedCodecError, ZspyFormatError
 from intake_zspy.format.v2array import ArrayMeta, V2Array
 from tests.builders import CountingStore

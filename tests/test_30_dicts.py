@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from intake_zspy._store import open_store
+from intake_zspy.storage import open_store
 from intake_zspy.errors import ZspyFormatError
 from intake_zspy.format.dicts import decode_group
 from intake_zspy.format.encode import ItemEncoder, dumps

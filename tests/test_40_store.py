@@ -13,7 +13,7 @@ import pytest
 import zarr
 
 import intake_zspy
-from intake_zspy._store import KeyValueStore, open_store
+from intake_zspy.storage import KeyValueStore, open_store
 from tests.builders import encode_store, signal_dict, write_dir
 from tests.conftest import zip_directory
 

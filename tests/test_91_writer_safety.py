@@ -38,7 +38,7 @@ import xarray as xr
 
 import intake_zspy
 from intake_zspy import IncompleteStoreError
-from intake_zspy._store import DirectoryStore, FsspecStore, KeyValueStore
+from intake_zspy.storage import DirectoryStore, FsspecStore, KeyValueStore
 
 REPO = Path(__file__).resolve().parents[1]
 SLOW_WRITER = Path(__file__).resolve().parent / "slow_writer.py"

@@ -7,7 +7,7 @@ from typing import Any
 import yaml
 from intake.catalog.base import Catalog
 
-from intake_zspy._store import strip_credentials
+from intake_zspy.storage import strip_credentials
 
 __all__ = ["ZspyCatalogBase"]
 

@@ -23,12 +23,12 @@ from typing import Any
 import fsspec
 from fsspec.utils import glob_translate
 
-from intake_zspy._store import KeyInfo, KeyValueStore, check_key, open_store
 from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.decode import ZspyFile, open_file
 from intake_zspy.format.hierarchy import Hierarchy, consolidated_docs, parse_json
 from intake_zspy.format.v2array import parse_dtype
+from intake_zspy.storage import KeyInfo, SnapshotStore, StoreKind, open_store, resolve
 
 __all__ = [
     "StoreInfo",
@@ -61,7 +61,7 @@ class StoreInfo:
 
     name: str
     url: str
-    kind: str
+    kind: StoreKind
     size: int
     signals: list[dict[str, Any]] = field(default_factory=list)
     format_version: str = ""
@@ -144,23 +144,6 @@ def describe_store(info: StoreInfo) -> str:
     if info.error is not None:
         return f"unreadable zspy store: {info.error_type}: {info.error}"
     return "; ".join(describe_signal(s) for s in info.signals)
-
-
-class _Snapshot(KeyValueStore):
-    """A store known only from a listing: enough for :class:`ZspyFile` to validate."""
-
-    def __init__(self, url: str, listing: dict[str, KeyInfo]) -> None:
-        self.url = url
-        self._listing = {check_key(key, url): info for key, info in listing.items()}
-
-    def list(self) -> dict[str, KeyInfo]:
-        return self._listing
-
-    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
-        raise NotImplementedError("a listing snapshot holds no data")
-
-    def put_many(self, items: Mapping[str, bytes]) -> None:
-        raise NotImplementedError("a listing snapshot is read-only")
 
 
 def _bytes(raw: object, url: str, key: str) -> bytes:
@@ -267,6 +250,7 @@ class _Listing:
     files: dict[str, int]
     pattern: re.Pattern[str] | None
     remote: bool
+    local: bool
 
     def url_of(self, path: str) -> str:
         return self.fs.unstrip_protocol(path) if self.remote else path
@@ -276,7 +260,8 @@ class _Listing:
 
 
 def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
-    fs, path = fsspec.core.url_to_fs(url, **options)
+    loc = resolve(url, options)
+    fs, path = loc.fs, loc.path
     pattern: re.Pattern[str] | None = None
     prefix = path.rstrip("/") or path
     if has_magic(path):
@@ -296,7 +281,7 @@ def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
             f"{url}: nothing found there (a missing or empty folder or prefix); check the "
             "URL and storage_options"
         )
-    return _Listing(fs, prefix, files, pattern, "://" in url or "::" in url)
+    return _Listing(fs, prefix, files, pattern, "://" in url or "::" in url, loc.local)
 
 
 def _summarize_dirs(listing: _Listing, dirs: list[str]) -> dict[str, StoreInfo]:
@@ -322,12 +307,14 @@ def _summarize_dirs(listing: _Listing, dirs: list[str]) -> dict[str, StoreInfo]:
     infos: dict[str, StoreInfo] = {}
     for d in dirs:
         size = sum(k.size or 0 for k in per_root[d].values())
-        info = StoreInfo("", listing.url_of(d), "directory", size)
+        kind: StoreKind = "directory" if listing.local else "prefix"
+        info = StoreInfo("", listing.url_of(d), kind, size)
         try:
             docs = _docs(info.url, fetched[d])
             if not d.lower().endswith(SUFFIX) and not _declares_zspy(docs):
                 continue  # some other zarr group: not ours to list
-            file = ZspyFile(Hierarchy(_Snapshot(info.url, per_root[d]), docs))
+            snapshot = SnapshotStore(info.url, per_root[d], info.kind)
+            file = ZspyFile(Hierarchy(snapshot, docs))
             info.signals = summarize_file(file)
             info.format_version = file.format_version
         except (ZspyError, OSError, ValueError) as exc:

@@ -209,14 +209,10 @@ def resolve_output(path: str, storage_options: Mapping[str, Any], *, overwrite: 
     FileExistsError
         ``path`` exists and ``overwrite`` is false.
     """
-    import fsspec
+    from intake_zspy.storage import resolve
 
-    if "://" not in path and "::" not in path:
-        path = os.path.abspath(os.path.expanduser(path))
-        options: dict[str, Any] = {}
-    else:
-        options = dict(storage_options)
-    fs, fpath = fsspec.core.url_to_fs(path, **options)
+    loc = resolve(path, storage_options, mode="w")
+    fs, fpath, path = loc.fs, loc.path, loc.url
     if not overwrite and fs.exists(fpath):
         raise FileExistsError(f"{path}: already exists; pass --overwrite to replace it")
     if fs.isdir(fpath):

@@ -1,7 +1,7 @@
 """The engine of ``intake-zspy check``: verify documents, structure and every chunk.
 
 Works on the store layer directly: one listing, concurrent batches of
-:meth:`~intake_zspy._store.KeyValueStore.get_many` (the next batch is fetched while the
+:meth:`~intake_zspy.storage.KeyValueStore.get_many` (the next batch is fetched while the
 current one is decoded by a thread pool) and
 :meth:`~intake_zspy.format.v2array.V2Array.decode_chunk` for each chunk. Memory stays
 within two batches of stored bytes plus one decoded chunk per thread.
@@ -25,8 +25,8 @@ from intake_zspy.format import names
 from intake_zspy.format.v2array import batched
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyInfo, KeyValueStore
     from intake_zspy.format.v2array import V2Array
+    from intake_zspy.storage import KeyInfo, KeyValueStore
 
 __all__ = ["verify_store"]
 
@@ -266,8 +266,8 @@ def verify_store(
     StoreNotFoundError
         Nothing exists at ``url``.
     """
-    from intake_zspy._store import open_store
     from intake_zspy.cli.info import store_kind
+    from intake_zspy.storage import open_store
 
     report = Report(url)
     try:

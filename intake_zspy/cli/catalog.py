@@ -111,8 +111,8 @@ def run(args: argparse.Namespace) -> int:
     """Run ``catalog``."""
     import yaml
 
-    from intake_zspy._store import strip_credentials
     from intake_zspy.catalog import ZspyStoresCatalog
+    from intake_zspy.storage import strip_credentials
 
     options = c.parse_storage_options(args.storage_options)
     output = None

@@ -30,8 +30,8 @@ from intake_zspy.cli._specs import (
 from intake_zspy.errors import StoreExistsError
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyValueStore, WriteTarget
     from intake_zspy.format.decode import ZspyFile
+    from intake_zspy.storage import KeyValueStore, WriteTarget
 
 __all__ = ["SignalPlan", "plan_signals", "register"]
 
@@ -192,9 +192,9 @@ def run(args: argparse.Namespace) -> int:
     """Run ``convert``."""
     import dask
 
-    from intake_zspy._store import open_store, resolve_target
     from intake_zspy.cli.info import describe_compressor
     from intake_zspy.format.decode import open_file
+    from intake_zspy.storage import open_store, open_target
     from intake_zspy.writer import to_zspy
 
     src_options = c.parse_storage_options(args.storage_options)
@@ -207,8 +207,8 @@ def run(args: argparse.Namespace) -> int:
     compressor: Any = _KEEP if args.compressor is None else parse_compressor(args.compressor)
     if args.workers is not None and args.workers < 1:
         raise c.CliError("--workers must be at least 1")
-    store_type = {"directory": "local", "zip": "zip", None: None}[args.store_type]
-    target = resolve_target(args.dst, dst_options, store_type)
+    store_type = args.store_type
+    target = open_target(args.dst, dst_options, store_type)
     if target.exists() and not args.overwrite:
         raise StoreExistsError(f"{target.url}: already exists; pass --overwrite to replace it")
     progress = c.show_progress(args.progress)
@@ -218,7 +218,7 @@ def run(args: argparse.Namespace) -> int:
         plans = plan_signals(file, spec)
         if compressor is _KEEP:
             compressor = _source_compressor(plans[0])
-        kind = {"local": "directory", "prefix": "key prefix"}.get(target.kind, target.kind)
+        kind = {"prefix": "key prefix"}.get(target.kind, target.kind)
         lines = [f"{store.url} -> {target.url} ({kind})"]
         lines += [f"  {p.name}: {_describe_chunks(p)}" for p in plans]
         lines.append(
@@ -249,8 +249,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(url: str, options: dict[str, Any], source: KeyValueStore, start: float) -> int:
-    from intake_zspy._store import open_store
     from intake_zspy.format.decode import open_file
+    from intake_zspy.storage import open_store
 
     source_bytes = sum(i.size or 0 for i in source.list().values())
     with open_store(url, options) as written:
@@ -268,17 +268,16 @@ def _copy_raw(
     store: KeyValueStore, file: ZspyFile, target: WriteTarget, consolidated: bool, progress: bool
 ) -> str:
     """Copy the stored objects unchanged: signal groups first, root attributes last."""
-    from intake_zspy.format import names
+    from intake_zspy.format import layout, names
     from intake_zspy.format.encode import dumps
     from intake_zspy.format.v2array import FETCH_BATCH, FETCH_BYTES, batched
 
     listing = store.list()
     last = [names.ZATTRS]
-    first = [names.ZGROUP, f"{names.EXPERIMENTS}/{names.ZGROUP}"]
-    first += [f"{names.EXPERIMENTS}/{n}/{names.ZGROUP}" for n in file.signal_names()]
+    first = layout.first_keys(file.signal_names())
     middle = [k for k in listing if k not in (*first, *last, names.ZMETADATA)]
     bar = c.progress_bar(len(listing), "copying", "object", progress)
-    with target.staging() as out:
+    with target.staging(last=layout.LAST) as out:
         for keys in (
             [k for k in first if k in listing],
             *batched(middle, lambda k: listing[k].size or 0, FETCH_BATCH, FETCH_BYTES),

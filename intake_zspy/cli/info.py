@@ -13,8 +13,8 @@ from intake_zspy.cli import _common as c
 from intake_zspy.cli._info_text import describe_compressor, render_store
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyInfo, KeyValueStore
     from intake_zspy.format.decode import Signal, ZspyFile
+    from intake_zspy.storage import KeyInfo, KeyValueStore
 
 __all__ = ["describe_compressor", "describe_signal", "describe_store", "register", "store_kind"]
 
@@ -52,8 +52,8 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``info``."""
-    from intake_zspy._store import open_store
     from intake_zspy.format.decode import open_file
+    from intake_zspy.storage import open_store
 
     options = c.parse_storage_options(args.storage_options)
     with open_store(args.url, options) as store:
@@ -72,23 +72,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def store_kind(store: KeyValueStore) -> str:
-    """``"directory"``, ``"zip"``, ``"<protocol> prefix"`` or the store's type."""
-    from fsspec.implementations.local import LocalFileSystem
-    from fsspec.implementations.zip import ZipFileSystem
-
-    from intake_zspy._store import DirectoryStore
-
-    if isinstance(store, DirectoryStore):
-        return "directory"
+    """The store's kind, with the protocol of a key prefix (``"s3 prefix"``)."""
     fs = getattr(store, "fs", None)
-    if isinstance(fs, ZipFileSystem):
-        return "zip"
-    if isinstance(fs, LocalFileSystem):
-        return "directory"
-    if fs is not None:
+    if store.kind == "prefix" and fs is not None:
         protocol = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         return f"{protocol} prefix"
-    return type(store).__name__
+    return store.kind
 
 
 def _stored(listing: Mapping[str, KeyInfo], path: str) -> tuple[int, int | None]:

@@ -96,9 +96,9 @@ def make_preview(
         raise c.CliError("preview needs matplotlib: pip install intake-zspy[preview]") from exc
     import dask
 
-    from intake_zspy._store import open_store
     from intake_zspy.cli._render import compute_sums, draw
     from intake_zspy.reader import open_dataset
+    from intake_zspy.storage import open_store
 
     if dpi < 10:
         raise c.CliError("--dpi must be at least 10")

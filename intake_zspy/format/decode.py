@@ -25,8 +25,8 @@ from intake_zspy.format.dicts import Decoder, axes_dicts, decode_group, unflatte
 from intake_zspy.format.hierarchy import Hierarchy, load_hierarchy
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyValueStore
     from intake_zspy.format.v2array import V2Array
+    from intake_zspy.storage import KeyValueStore
 
 __all__ = ["RaggedArray", "Signal", "ZspyFile", "open_file"]
 

@@ -44,7 +44,7 @@ from intake_zspy.format.limits import get_limits
 from intake_zspy.format.v2array import ArrayMeta, Box, V2Array, fill_boxes
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyInfo, KeyValueStore
+    from intake_zspy.storage import KeyInfo, KeyValueStore
 
 __all__ = ["Hierarchy", "consolidated_docs", "load_hierarchy", "parse_json"]
 
@@ -304,7 +304,7 @@ def consolidated_docs(raw: bytes, url: str) -> dict[str, dict[str, Any]]:
         Not a consolidated metadata document, or an entry that is not a metadata
         document of a safe key.
     """
-    from intake_zspy._store import check_key
+    from intake_zspy.storage import check_key
 
     doc = parse_json(raw, url, names.ZMETADATA)
     meta = doc.get("metadata")

@@ -2,7 +2,7 @@
 
 zarr-python 3 cannot open the object arrays (``vlen-array``, ``msgpack2``) that zspy uses
 for ragged data and markers, and its general machinery costs time on the plain ones. This
-module reads any v2 array from a :class:`~intake_zspy._store.KeyValueStore`: it parses
+module reads any v2 array from a :class:`~intake_zspy.storage.KeyValueStore`: it parses
 ``.zarray``, computes chunk keys, fetches the chunks a selection touches in one concurrent
 batch and decodes them in a thread pool straight into the output.
 """
@@ -26,7 +26,7 @@ from intake_zspy.format.codecs import Pipeline
 from intake_zspy.format.limits import get_limits
 
 if TYPE_CHECKING:
-    from intake_zspy._store import KeyInfo, KeyValueStore
+    from intake_zspy.storage import KeyInfo, KeyValueStore
 
 __all__ = [
     "FETCH_BATCH",

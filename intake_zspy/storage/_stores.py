@@ -1,32 +1,29 @@
-"""Resolve a URL, path, fsspec mapper or zarr store into a key-value store.
+"""Key-value access to one store: relative keys in, bytes out, concurrent bulk reads.
 
-This module is the only place that turns user input into storage access. Everything
-above it sees a :class:`KeyValueStore`: relative keys (``"Experiments/a/data/0.0"``) in,
-bytes out, with concurrent bulk reads.
+Every kind of storage a zspy store lives on is a :class:`KeyValueStore`:
+:class:`DirectoryStore` (a local directory), :class:`FsspecStore` (a key prefix on any
+fsspec filesystem, and zip files through fsspec's ``ZipFileSystem``),
+:class:`ZarrStoreAdapter` (any zarr 3 ``Store``) and :class:`SnapshotStore` (a store known
+only from a listing). Keys are checked before use (:func:`check_key`): no store hands out
+or accepts a key that would address anything outside it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import base64
-import contextlib
 import os
-import posixpath
 import re
-import shutil
-import tempfile
 import threading
-import uuid
 import zipfile
 import zlib
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Self
 
 import fsspec
-from fsspec.implementations.local import LocalFileSystem
 from fsspec.implementations.zip import ZipFileSystem
 
 from intake_zspy.errors import (
@@ -34,23 +31,18 @@ from intake_zspy.errors import (
     StoreNotFoundError,
     StoreReadError,
     UnsafePathError,
-    ZspyFormatError,
 )
-from intake_zspy.format import names
+from intake_zspy.storage._kinds import StoreKind
 
 __all__ = [
     "DirectoryStore",
+    "FsspecStore",
     "KeyInfo",
     "KeyValueStore",
-    "WriteTarget",
+    "SnapshotStore",
+    "ZarrStoreAdapter",
     "check_key",
-    "open_store",
-    "resolve_target",
-    "strip_credentials",
 ]
-
-_ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,9 +92,18 @@ def _checked_listing(listing: dict[str, KeyInfo], url: str) -> dict[str, KeyInfo
 
 
 class KeyValueStore(ABC):
-    """Read access to the keys of one zspy store."""
+    """Access to the keys of one store.
+
+    Attributes
+    ----------
+    url
+        Names the store in messages (the URL or path the user gave).
+    kind
+        What holds the store (:data:`~intake_zspy.storage.StoreKind`).
+    """
 
     url: str
+    kind: StoreKind
 
     @abstractmethod
     def list(self) -> dict[str, KeyInfo]:
@@ -187,6 +188,7 @@ class FsspecStore(KeyValueStore):
         self.fs = fs
         self.root = root.rstrip("/")
         self.url = url
+        self.kind: StoreKind = "zip" if isinstance(fs, ZipFileSystem) else "prefix"
         self._zip_source = zip_source
         self._listing = None if listing is None else _checked_listing(listing, url)
         # values fetched while the store was being resolved, handed out once
@@ -287,6 +289,8 @@ class DirectoryStore(KeyValueStore):
     Nothing is read through a symbolic link that leads out of the directory: listing or
     reading such a key raises :class:`UnsafePathError`. Links that stay inside it work.
     """
+
+    kind: StoreKind = "directory"
 
     def __init__(self, root: str | os.PathLike[str], url: str) -> None:
         self.root = os.path.realpath(root)
@@ -418,6 +422,8 @@ def _list_fs(fs: fsspec.AbstractFileSystem, root: str) -> dict[str, KeyInfo]:
 class ZarrStoreAdapter(KeyValueStore):
     """Adapt any :class:`zarr.abc.store.Store` (zarr's own I/O) to :class:`KeyValueStore`."""
 
+    kind: StoreKind = "zarr"
+
     def __init__(self, store: Any) -> None:
         self.store = store
         self.url = str(store)
@@ -480,384 +486,23 @@ class ZarrStoreAdapter(KeyValueStore):
         self._listing = None
 
 
-def _is_zarr_store(obj: object) -> bool:
-    try:
-        from zarr.abc.store import Store
-    except ImportError:  # pragma: no cover - zarr is a dependency
-        return False
-    return isinstance(obj, Store)
+class SnapshotStore(KeyValueStore):
+    """A store known only from a listing made elsewhere: enough to validate a layout.
 
-
-def open_store(
-    urlpath: str | os.PathLike[str] | Any,
-    storage_options: Mapping[str, Any] | None = None,
-) -> KeyValueStore:
-    """Open a zspy store for reading.
-
-    Parameters
-    ----------
-    urlpath
-        One of:
-
-        - a local directory or a local zip file (detected from its first bytes);
-        - an fsspec URL: ``file://``, ``memory://``, ``s3://bucket/key.zspy`` (a prefix,
-          or a zip file object), ``zip::s3://...``, ``simplecache::s3://...`` and other
-          chained URLs;
-        - an :class:`fsspec.FSMap` (``fsspec.get_mapper(...)``);
-        - a :class:`zarr.abc.store.Store` instance (``LocalStore``, ``ZipStore``,
-          ``MemoryStore``, ``FsspecStore``, wrappers such as ``LoggingStore``);
-        - a :class:`KeyValueStore` (returned as is).
-    storage_options
-        Passed to fsspec when ``urlpath`` is a URL or path (e.g. s3fs credentials and
-        ``client_kwargs={"endpoint_url": ...}``).
-
-    Returns
-    -------
-    KeyValueStore
-
-    Raises
-    ------
-    StoreNotFoundError
-        Nothing exists at ``urlpath`` (a ``FileNotFoundError``).
-    ZspyFormatError
-        ``urlpath`` is a file that is neither a zip archive nor a directory store.
-    DamagedStoreError
-        ``urlpath`` is a damaged or truncated zip file.
-    TypeError
-        ``storage_options`` were given for an already opened store, or ``urlpath`` has
-        an unsupported type.
-    """
-    if isinstance(urlpath, KeyValueStore | fsspec.FSMap) or _is_zarr_store(urlpath):
-        if storage_options:
-            raise TypeError(
-                "storage_options only apply to URLs and paths, not to an already opened "
-                f"{type(urlpath).__name__}; configure that object instead"
-            )
-        if isinstance(urlpath, KeyValueStore):
-            return urlpath
-        if isinstance(urlpath, fsspec.FSMap):
-            url = urlpath.fs.unstrip_protocol(urlpath.root)
-            if isinstance(urlpath.fs, LocalFileSystem):
-                return DirectoryStore(urlpath.root, url)
-            return FsspecStore(urlpath.fs, urlpath.root, url)
-        return ZarrStoreAdapter(urlpath)
-    if not isinstance(urlpath, str | os.PathLike):
-        raise TypeError(
-            "urlpath must be a path, an fsspec URL, an fsspec mapper or a zarr Store, "
-            f"not {type(urlpath).__name__}"
-        )
-    url = os.fspath(urlpath)
-    options = dict(storage_options or {})
-    if "://" not in url and "::" not in url:
-        url = os.path.abspath(os.path.expanduser(url))
-    try:
-        fs, path = fsspec.core.url_to_fs(url, **_with_defaults(url, options))
-    except ImportError as exc:
-        raise ImportError(f"{url}: {exc} (for s3:// install intake-zspy[s3])") from exc
-    except FileNotFoundError as exc:  # a chained URL opens its target at once
-        raise StoreNotFoundError(f"{url}: no such file or object") from exc
-    except _ZIP_ERRORS as exc:
-        raise DamagedStoreError(f"{url}: damaged or truncated zip file: {exc}") from exc
-    if isinstance(fs, ZipFileSystem):  # explicit zip:: chain
-        return FsspecStore(fs, "", url)
-    if isinstance(fs, LocalFileSystem):
-        if os.path.isdir(path):
-            return DirectoryStore(path, url)
-        if not os.path.exists(path):
-            raise StoreNotFoundError(f"{url}: no such file or directory")
-        return _open_zip(fs, path, url)
-    # one round trip: the listing (directory or zip?) and .zmetadata, concurrently
-    try:
-        with ThreadPoolExecutor(max_workers=2) as pool:
-            listed = pool.submit(_list_fs, fs, path)
-            zmetadata = pool.submit(_cat_or_none, fs, f"{path.rstrip('/')}/{names.ZMETADATA}")
-            listing, prefetched = listed.result(), {names.ZMETADATA: zmetadata.result()}
-    except FileNotFoundError as exc:
-        raise StoreNotFoundError(f"{url}: no such object or prefix") from exc
-    except OSError as exc:
-        raise StoreReadError(f"{url}: cannot list the store: {exc}") from exc
-    if listing and set(listing) != {""}:
-        return FsspecStore(fs, path, url, listing=listing, prefetched=prefetched)
-    if not fs.isfile(path):
-        raise StoreNotFoundError(f"{url}: no such object or prefix")
-    return _open_zip(fs, path, url)
-
-
-#: storage_options keys that hold credentials (at any depth), left out of saved catalogs.
-CREDENTIAL_KEYS = frozenset(
-    {
-        "key",
-        "secret",
-        "token",
-        "password",
-        "session_token",
-        "aws_access_key_id",
-        "aws_secret_access_key",
-        "aws_session_token",
-        "account_key",
-        "sas_token",
-        "client_secret",
-        "connection_string",
-        "credentials",
-    }
-)
-
-
-def strip_credentials(options: Any) -> tuple[Any, list[str]]:
-    """``options`` without credential keys (at any depth), and the removed key paths.
-
-    Catalogs written to disk use it, so that secrets never end up in a file: readers of
-    a catalog bring their own credentials (environment, ``~/.aws``, ...).
-    """
-    removed: list[str] = []
-
-    def strip(value: Any, where: str) -> Any:
-        if not isinstance(value, Mapping):
-            return value
-        out = {}
-        for k, v in value.items():
-            if str(k).lower() in CREDENTIAL_KEYS:
-                removed.append(f"{where}{k}")
-            else:
-                out[k] = strip(v, f"{where}{k}.")
-        return out
-
-    return strip(options, ""), removed
-
-
-#: Concurrent requests s3fs may keep open (botocore's default, 10, throttles metadata reads).
-S3_MAX_POOL_CONNECTIONS = 64
-
-
-def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
-    """Storage options with intake-zspy's performance defaults (user settings win)."""
-    if not url.startswith(("s3://", "s3a://")):
-        return options
-    config = dict(options.get("config_kwargs") or {})
-    config.setdefault("max_pool_connections", S3_MAX_POOL_CONNECTIONS)
-    return {**options, "config_kwargs": config}
-
-
-def _open_zip(fs: fsspec.AbstractFileSystem, path: str, url: str) -> KeyValueStore:
-    with fs.open(path, "rb") as f:
-        head = f.read(8)
-    if head.startswith(_HDF5_MAGIC):
-        raise ZspyFormatError(
-            f"{url}: this is an HDF5 file (HyperSpy .hspy?), not a zspy store; "
-            "open it with hyperspy or h5py"
-        )
-    if not head.startswith(_ZIP_MAGIC):
-        raise ZspyFormatError(
-            f"{url}: not a zspy store: a file that is neither a zip archive nor a directory"
-        )
-    return FsspecStore.from_zip(fs, path, url)
-
-
-# -- writing ---------------------------------------------------------------------------
-
-
-class WriteTarget:
-    """Where :func:`intake_zspy.to_zspy` writes, and how it replaces what is there.
-
-    ``kind`` is ``"local"`` (a directory), ``"zip"`` (one file, any filesystem) or
-    ``"prefix"`` (a key prefix on a remote filesystem such as S3).
+    Used where the keys of many stores come from one listing of their parent (catalogs)
+    and their documents from one concurrent fetch; reading or writing keys is an error.
     """
 
-    def __init__(self, fs: fsspec.AbstractFileSystem, path: str, url: str, kind: str) -> None:
-        self.fs = fs
-        self.path = path
+    def __init__(self, url: str, listing: Mapping[str, KeyInfo], kind: StoreKind) -> None:
         self.url = url
         self.kind = kind
+        self._listing = {check_key(key, url): info for key, info in listing.items()}
 
-    def exists(self) -> bool:
-        if isinstance(self.fs, LocalFileSystem):
-            return os.path.lexists(self.path)
-        return bool(self.fs.exists(self.path))
+    def list(self) -> dict[str, KeyInfo]:
+        return self._listing
 
-    def _sibling(self, suffix: str) -> str:
-        parent, name = posixpath.split(self.path.rstrip("/"))
-        return posixpath.join(parent, f".{name}.{suffix}-{uuid.uuid4().hex[:8]}")
+    def get_many(self, keys: Iterable[str]) -> dict[str, bytes | None]:
+        raise NotImplementedError("a listing snapshot holds no data")
 
-    @contextlib.contextmanager
-    def staging(self) -> Iterator[KeyValueStore]:
-        """A store to write into; on success it replaces the target, on error it is removed."""
-        if self.kind == "zip":
-            self._probe()  # the store is built locally first: fail now, not after that
-            local = isinstance(self.fs, LocalFileSystem)
-            parent = os.path.dirname(self.path) if local else None
-            with tempfile.TemporaryDirectory(prefix=".intake-zspy-", dir=parent) as tmp:
-                yield DirectoryStore(tmp, self.url)
-                self._publish_zip(tmp)
-            return
-        if self.kind == "prefix" and not self.exists():
-            # written in place: an interrupted write leaves a store the reader rejects,
-            # a failed one is removed
-            try:
-                yield FsspecStore(self.fs, self.path, self.url)
-            except BaseException:
-                if self.fs.exists(self.path):
-                    self.fs.rm(self.path, recursive=True)
-                raise
-            return
-        staging = self._sibling("tmp")
-        try:
-            yield (
-                DirectoryStore(staging, self.url)
-                if self.kind == "local"
-                else FsspecStore(self.fs, staging, self.url)
-            )
-        except BaseException:
-            if self.fs.exists(staging):
-                self.fs.rm(staging, recursive=True)
-            raise
-        if self.kind == "local":
-            self._swap_local(staging)
-        else:
-            self._replace_prefix(staging)
-
-    def _probe(self) -> None:
-        """Check that the target's location takes writes, leaving nothing behind."""
-        if isinstance(self.fs, LocalFileSystem):
-            parent = os.path.dirname(self.path) or "."
-            try:
-                os.makedirs(parent, exist_ok=True)
-            except FileExistsError as exc:
-                raise NotADirectoryError(f"{self.url}: {parent} is not a directory") from exc
-            fd, probe = tempfile.mkstemp(prefix=".intake-zspy-probe-", dir=parent)
-            os.close(fd)
-            os.remove(probe)
-            return
-        probe = f"{self.path}.intake-zspy-probe-{uuid.uuid4().hex[:8]}"
-        self.fs.pipe_file(probe, b"")
-        self.fs.rm_file(probe)
-
-    def _swap_local(self, staging: str) -> None:
-        os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
-        old = None
-        if os.path.lexists(self.path):
-            old = self._sibling("old")
-            os.rename(self.path, old)
-        os.rename(staging, self.path)
-        if old is not None:
-            if os.path.isdir(old) and not os.path.islink(old):
-                shutil.rmtree(old)
-            else:
-                os.remove(old)
-
-    def _replace_prefix(self, staging: str) -> None:
-        """Copy a complete staged store over the old one, its root attributes last."""
-        last = [f"{staging}/{names.ZATTRS}", f"{staging}/{names.ZMETADATA}"]
-        keys = [k for k in self.fs.find(staging) if k not in last]
-        self.fs.rm(
-            [
-                f"{self.path}/{n}"
-                for n in (names.ZATTRS, names.ZMETADATA)
-                if self.fs.exists(f"{self.path}/{n}")
-            ]
-        )
-        self.fs.rm(self.path, recursive=True)
-        rel = len(self.fs._strip_protocol(staging).rstrip("/")) + 1
-        dest = [f"{self.path}/{self.fs._strip_protocol(k)[rel:]}" for k in keys]
-        self.fs.copy(keys, dest)
-        tail = [k for k in last if self.fs.exists(k)]
-        self.fs.copy(tail, [f"{self.path}/{posixpath.basename(k)}" for k in tail])
-        self.fs.rm(staging, recursive=True)
-
-    def _publish_zip(self, directory: str) -> None:
-        """Zip a finished directory store and put it in place in one rename or one upload."""
-        if isinstance(self.fs, LocalFileSystem):
-            parent = os.path.dirname(self.path) or "."
-            os.makedirs(parent, exist_ok=True)
-            fd, tmp = tempfile.mkstemp(prefix=f".{os.path.basename(self.path)}.", dir=parent)
-            os.close(fd)
-        else:
-            fd, tmp = tempfile.mkstemp(suffix=".zip")
-            os.close(fd)
-        try:
-            _zip_directory(directory, tmp)
-            os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private
-            if isinstance(self.fs, LocalFileSystem):
-                if os.path.isdir(self.path):
-                    shutil.rmtree(self.path)
-                os.replace(tmp, self.path)
-            else:
-                self.fs.put_file(tmp, self.path)
-        finally:
-            if os.path.exists(tmp):
-                os.remove(tmp)
-
-
-def _umask() -> int:
-    """The process's umask, read without changing it where the system allows."""
-    try:
-        with open("/proc/self/status", encoding="ascii") as f:
-            for line in f:
-                if line.startswith("Umask:"):
-                    return int(line.split()[1], 8)
-    except (OSError, ValueError):
-        pass
-    mask = os.umask(0o022)  # elsewhere: read it by setting it, and put it back at once
-    os.umask(mask)
-    return mask
-
-
-def _zip_directory(directory: str, dest: str) -> None:
-    """Members stored uncompressed (chunks are already compressed), root metadata last."""
-    last = (names.ZATTRS, names.ZMETADATA)
-    members = []
-    for parent, _, files in os.walk(directory):
-        for name in files:
-            full = os.path.join(parent, name)
-            members.append((os.path.relpath(full, directory).replace(os.sep, "/"), full))
-    members.sort(key=lambda m: (m[0] in last, last.index(m[0]) if m[0] in last else 0, m[0]))
-    with zipfile.ZipFile(dest, "w", compression=zipfile.ZIP_STORED, allowZip64=True) as zf:
-        for arcname, full in members:
-            zf.write(full, arcname)
-
-
-_READ_ONLY_PROTOCOLS = frozenset({"http", "https", "github", "ftp", "reference", "cached"})
-
-
-def resolve_target(
-    urlpath: str | os.PathLike[str],
-    storage_options: Mapping[str, Any] | None = None,
-    store_type: str | None = None,
-) -> WriteTarget:
-    """Resolve where :func:`intake_zspy.to_zspy` writes.
-
-    Parameters
-    ----------
-    urlpath
-        A local path, a ``.zip`` path or URL, ``zip::<url>``, or a remote URL
-        (``s3://bucket/run.zspy``, ``memory://run.zspy``).
-    storage_options
-        Passed to fsspec.
-    store_type
-        ``"local"``, ``"zip"`` or ``None`` (inferred from the URL).
-
-    Raises
-    ------
-    ValueError
-        Unknown ``store_type`` or a read-only protocol.
-    TypeError
-        ``urlpath`` is not a path or URL.
-    """
-    if not isinstance(urlpath, str | os.PathLike):
-        raise TypeError(f"urlpath must be a path or URL, not {type(urlpath).__name__}")
-    if store_type not in (None, "local", "zip"):
-        raise ValueError(f"store_type must be 'local', 'zip' or None, not {store_type!r}")
-    url = os.fspath(urlpath)
-    if url.startswith("zip::"):
-        url, store_type = url[len("zip::") :], "zip"
-    if "://" not in url and "::" not in url:
-        url = os.path.abspath(os.path.expanduser(url))
-    fs, path = fsspec.core.url_to_fs(url, **_with_defaults(url, dict(storage_options or {})))
-    protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
-    if protocols & _READ_ONLY_PROTOCOLS:
-        raise ValueError(f"{url}: cannot write a zspy store over {min(protocols)}://")
-    if store_type is None:
-        store_type = "zip" if path.lower().endswith(".zip") else "local"
-    if store_type == "zip":
-        return WriteTarget(fs, path, url, "zip")
-    kind = "local" if isinstance(fs, LocalFileSystem) else "prefix"
-    return WriteTarget(fs, path.rstrip("/"), url, kind)
+    def put_many(self, items: Mapping[str, bytes]) -> None:
+        raise NotImplementedError("a listing snapshot is read-only")

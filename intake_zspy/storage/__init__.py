@@ -1,0 +1,49 @@
+"""Storage: where stores live and how their keys are read and written.
+
+The lowest layer of intake-zspy; it knows nothing of zarr documents or HyperSpy. One
+resolver (:func:`resolve`) turns paths, URLs and storage options into filesystems for
+reading, writing, catalogs and the command line; :func:`open_store` gives a
+:class:`KeyValueStore` to read, :func:`open_target` a :class:`WriteTarget` to write.
+"""
+
+from __future__ import annotations
+
+from intake_zspy.storage._kinds import STORE_KINDS, StoreKind
+from intake_zspy.storage._resolve import (
+    CREDENTIAL_KEYS,
+    S3_MAX_POOL_CONNECTIONS,
+    Location,
+    open_store,
+    resolve,
+    strip_credentials,
+)
+from intake_zspy.storage._stores import (
+    DirectoryStore,
+    FsspecStore,
+    KeyInfo,
+    KeyValueStore,
+    SnapshotStore,
+    ZarrStoreAdapter,
+    check_key,
+)
+from intake_zspy.storage._target import WriteTarget, open_target
+
+__all__ = [
+    "CREDENTIAL_KEYS",
+    "S3_MAX_POOL_CONNECTIONS",
+    "STORE_KINDS",
+    "DirectoryStore",
+    "FsspecStore",
+    "KeyInfo",
+    "KeyValueStore",
+    "Location",
+    "SnapshotStore",
+    "StoreKind",
+    "WriteTarget",
+    "ZarrStoreAdapter",
+    "check_key",
+    "open_store",
+    "open_target",
+    "resolve",
+    "strip_credentials",
+]

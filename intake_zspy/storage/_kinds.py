@@ -1,0 +1,16 @@
+"""The one vocabulary of store kinds."""
+
+from __future__ import annotations
+
+from typing import Literal, get_args
+
+__all__ = ["STORE_KINDS", "StoreKind"]
+
+#: What holds a zspy store:
+#:
+#: - ``"directory"``: a directory on the local disk (nested or flat chunk keys);
+#: - ``"zip"``: one zip file, on any filesystem;
+#: - ``"prefix"``: the keys under a prefix of a remote or in-memory filesystem (S3, ...);
+#: - ``"zarr"``: a zarr 3 ``Store`` object handed over by the caller.
+StoreKind = Literal["directory", "zip", "prefix", "zarr"]
+STORE_KINDS: tuple[StoreKind, ...] = get_args(StoreKind)
