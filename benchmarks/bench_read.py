@@ -30,20 +30,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import gc
 import json
 import os
-import platform
-import shlex
-import statistics
-import subprocess
 import sys
 import threading
 import time
-import urllib.request
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -54,180 +47,38 @@ if str(REPO) not in sys.path:
 import numcodecs
 import numpy as np
 
-from benchmarks._venv_worker import VenvWorker
-from tests.hyperspy.env import hyperspy_python, run_in_hyperspy, subprocess_env
+from benchmarks._common.context import library_state, machine, versions
+from benchmarks._common.lab import Lab, add_lab_options, quiet_unclosed_sessions, request_floor
+from benchmarks._common.paths import (
+    BUCKET,
+    DATA_DIR,
+    DATA_DIR_SMALL,
+    DOCS,
+    EELS,
+    EELS_NOCONS,
+    EELS_OLDMETA,
+    STEM,
+    chunk_files,
+)
+from benchmarks._common.report import (
+    command_line,
+    library_line,
+    log,
+    ops_text,
+    ratio,
+    save_results,
+    secs,
+    section_markers,
+    utc_date,
+    write_section,
+)
+from benchmarks._common.timing import Case, in_process, interleaved
+from benchmarks._common.venv import VenvWorker, ensure_data, ensure_s3fs_in_venv
 
-HERE = Path(__file__).resolve().parent
-DEFAULT_LAB_ENV = REPO.parent / ".cache" / "s3lab-run" / "s3lab.env"
-RESULTS_DIR = REPO / ".cache" / "bench-results"
-DOCS = REPO / "docs" / "benchmarks.md"
-BEGIN = "<!-- BEGIN bench_read.py output: generated, do not edit by hand -->"
-END = "<!-- END bench_read.py output -->"
-BUCKET = "zspy-bench"
-
-EELS = "eels_si.zspy"
-EELS_NOCONS = "eels_si_noconsolidated.zspy"
-EELS_OLDMETA = "eels_si_zmetadata_first.zspy"  # remote copy whose .zmetadata is the oldest key
-STEM = "stem_4d.zspy"
-
-
-def quiet_unclosed_sessions() -> None:
-    """Every measurement makes a new s3fs filesystem; aiohttp complains when one is
-    garbage-collected with its session open. Silence that (only that) on the event loops
-    of fsspec and zarr."""
-    import fsspec.asyn
-    from zarr.core.sync import _get_loop
-
-    def handler(loop: Any, context: dict[str, Any]) -> None:
-        if "Unclosed" not in str(context.get("message", "")):
-            loop.default_exception_handler(context)
-
-    for loop in (fsspec.asyn.get_loop(), _get_loop()):
-        loop.set_exception_handler(handler)
-
-
-def log(msg: str) -> None:
-    print(msg, file=sys.stderr, flush=True)
+BEGIN, END = section_markers("bench_read.py")
 
 
 # -- measuring ----------------------------------------------------------------------------
-
-
-class Lab:
-    """The s3lab: endpoints from its env file, counters and request log of its proxy."""
-
-    def __init__(self, env_file: Path) -> None:
-        env: dict[str, str] = {}
-        for line in env_file.read_text().splitlines():
-            line = line.strip()
-            if line.startswith("export "):
-                name, _, value = line[len("export ") :].partition("=")
-                env[name] = value.strip().strip("'\"")
-        self.env = env
-        self.endpoint = env["S3LAB_ENDPOINT"]
-        self.direct = env["S3LAB_DIRECT_ENDPOINT"]
-        self.control = env["S3LAB_CONTROL"]
-        self.server = env.get("S3LAB_SERVER", "?")
-        self.log_path = Path(env["S3LAB_REQUEST_LOG"])
-        self.key = env.get("AWS_ACCESS_KEY_ID", "labkey")
-        self.secret = env.get("AWS_SECRET_ACCESS_KEY", "labsecret")
-        # The env file sets AWS_* and FSSPEC_S3_* for botocore; the RosettaSciIO
-        # subprocess inherits them.
-        os.environ.update(env)
-        self._log_offset = self.log_path.stat().st_size if self.log_path.exists() else 0
-        self._log: list[dict[str, Any]] = []
-
-    def _call(self, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-        data = None if payload is None else json.dumps(payload).encode()
-        method = "GET" if data is None else "POST"
-        req = urllib.request.Request(self.control + path, data=data, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            body = resp.read()
-        return json.loads(body) if body.strip() else {}
-
-    def alive(self) -> bool:
-        try:
-            self._call("/stats")
-        except OSError:
-            return False
-        return True
-
-    def config(self, **settings: Any) -> dict[str, Any]:
-        return self._call("/config", settings)
-
-    def reset(self) -> None:
-        self._call("/reset", {})
-
-    def stats(self) -> dict[str, Any]:
-        return self._call("/stats")
-
-    def storage_options(self, *, direct: bool = False) -> dict[str, Any]:
-        """s3fs options; a fresh filesystem (cold caches, new connections) every time."""
-        return {
-            "key": self.key,
-            "secret": self.secret,
-            "endpoint_url": self.direct if direct else self.endpoint,
-            "config_kwargs": {"s3": {"addressing_style": "path"}},
-            "skip_instance_cache": True,
-        }
-
-    def fs(self, *, direct: bool = False, **extra: Any) -> Any:
-        import s3fs
-
-        return s3fs.S3FileSystem(**self.storage_options(direct=direct), **extra)
-
-    def requests_between(self, t0: float, t1: float) -> list[dict[str, Any]]:
-        """The proxy's log records of the requests that started in ``[t0, t1]``."""
-        if self.log_path.exists():
-            with self.log_path.open("rb") as f:
-                f.seek(self._log_offset)
-                chunk = f.read()
-            complete = chunk[: chunk.rfind(b"\n") + 1]
-            self._log_offset += len(complete)
-            for line in complete.splitlines():
-                try:
-                    rec = json.loads(line)
-                except ValueError:
-                    continue
-                if "method" in rec and "t" in rec:
-                    self._log.append(rec)
-        return [r for r in self._log if t0 <= r["t"] <= t1]
-
-
-def request_shape(records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Longest chain of strictly sequential requests, and the peak number in flight."""
-    spans = sorted((r["t"], r["t"] + r.get("ms", 0.0) / 1000.0) for r in records)
-    chain: list[int] = []
-    for i, (start, _end) in enumerate(spans):
-        before = [chain[j] for j in range(i) if spans[j][1] <= start]
-        chain.append(1 + max(before, default=0))
-    events = sorted([(s, 1) for s, _ in spans] + [(e, -1) for _, e in spans])
-    inflight = peak = 0
-    for _, step in events:
-        inflight += step
-        peak = max(peak, inflight)
-    return {"round_trips": max(chain, default=0), "max_inflight": peak}
-
-
-def timed(fn: Callable[[], int], lab: Lab | None = None) -> dict[str, Any]:
-    """Run ``fn`` (which returns the number of bytes it produced) once and time it."""
-    gc.collect()
-    if lab is not None:
-        lab.reset()
-    t0 = time.time()
-    start = time.perf_counter()
-    nbytes = fn()
-    seconds = time.perf_counter() - start
-    t1 = time.time()
-    rec: dict[str, Any] = {"seconds": seconds, "t0": t0, "t1": t1, "nbytes": nbytes}
-    if lab is not None:
-        rec["stats"] = lab.stats()
-    return rec
-
-
-def summarize(runs: Sequence[dict[str, Any]], lab: Lab | None = None) -> dict[str, Any]:
-    """Median time; requests, ops and request chain of the median run."""
-    if lab is not None:
-        for run in runs:
-            run.update(request_shape(lab.requests_between(run["t0"], run["t1"])))
-    times = [r["seconds"] for r in runs]
-    median_run = sorted(runs, key=lambda r: r["seconds"])[(len(runs) - 1) // 2]
-    out: dict[str, Any] = {
-        "seconds": statistics.median(times),
-        "min": min(times),
-        "max": max(times),
-        "repeats": len(runs),
-        "nbytes": runs[0]["nbytes"],
-        "runs": [{k: v for k, v in r.items() if k not in ("t0", "t1")} for r in runs],
-    }
-    stats = median_run.get("stats")
-    if stats:
-        out["requests"] = stats["total"]
-        out["by_op"] = stats["by_op"]
-        out["bytes_out"] = stats.get("bytes_out")
-        out["round_trips"] = median_run.get("round_trips")
-        out["max_inflight"] = median_run.get("max_inflight")
-    return out
 
 
 class RsciioWorker(VenvWorker):
@@ -236,42 +87,8 @@ class RsciioWorker(VenvWorker):
     script = "rsciio_worker.py"
 
 
-Case = Callable[[], dict[str, Any]]
-"""One timed run: returns a record like :func:`timed`'s."""
-
-
-def in_process(fn: Callable[[], int], lab: Lab | None = None) -> Case:
-    return lambda: timed(fn, lab)
-
-
 def in_worker(worker: RsciioWorker, job: dict[str, Any]) -> Case:
     return lambda: worker.run({**job, "repeats": 1, "warmup": None})[0]
-
-
-def interleaved(
-    cases: dict[str, tuple[str, Case, Callable[[], object] | None]],
-    rounds: int,
-    lab: Lab | None = None,
-) -> dict[str, Any]:
-    """Run every case once per round, round after round, and summarize each.
-
-    ``cases`` maps a key to ``(label, run, warmup)``; the warm-ups (untimed) run first.
-    Interleaving spreads slow drifts of the machine's load over all the readers alike,
-    so their ratios hold up better than with back-to-back repeats.
-    """
-    for _label, _run, warmup in cases.values():
-        if warmup is not None:
-            warmup()
-    runs: dict[str, list[dict[str, Any]]] = {key: [] for key in cases}
-    for _ in range(rounds):
-        for key, (_label, run, _warmup) in cases.items():
-            runs[key].append(run())
-    out = {}
-    for key, (label, _run, _warmup) in cases.items():
-        out[key] = summarize(runs[key], lab)
-        extra = f", {out[key]['requests']} requests" if "requests" in out[key] else ""
-        log(f"  {label}: {out[key]['seconds']:.3f} s (median of {rounds}{extra})")
-    return out
 
 
 # -- the readers, in this process ---------------------------------------------------------
@@ -304,11 +121,6 @@ def read_zarr3(store: str, data_path: str, options: dict[str, Any] | None) -> in
     return int(array[...].nbytes)
 
 
-def chunk_files(store_dir: Path, data_path: str) -> list[Path]:
-    root = store_dir / data_path
-    return sorted(p for p in root.rglob("*") if p.is_file() and not p.name.startswith(".z"))
-
-
 def read_physical(store_dir: Path, data_path: str, *, decode: str | None) -> int:
     """The floor: read the chunk files and, optionally, decompress and place them.
 
@@ -318,7 +130,7 @@ def read_physical(store_dir: Path, data_path: str, *, decode: str | None) -> int
     Thread pool of one thread per core, numcodecs Blosc.
     """
     meta = json.loads((store_dir / data_path / ".zarray").read_text())
-    files = chunk_files(store_dir, data_path)
+    files = chunk_files(store_dir / data_path)
     threads = os.cpu_count() or 2
     if decode is None:
         with ThreadPoolExecutor(threads) as pool:
@@ -357,51 +169,6 @@ def read_physical(store_dir: Path, data_path: str, *, decode: str | None) -> int
 # -- data ---------------------------------------------------------------------------------
 
 
-def ensure_data(data_dir: Path, small: bool) -> dict[str, Any]:
-    manifest = data_dir / "manifest.json"
-    if not all((data_dir / n).exists() for n in (EELS, EELS_NOCONS, STEM)) or not manifest.exists():
-        log(f"writing the stores with HyperSpy into {data_dir} (benchmarks/make_data.py)")
-        args = [str(data_dir)] + (["--small"] if small else [])
-        proc = run_in_hyperspy(HERE / "make_data.py", *args, timeout=1800)
-        log(proc.stdout.strip())
-    facts: dict[str, Any] = json.loads(manifest.read_text())
-    return facts
-
-
-def ensure_s3fs_in_venv() -> None:
-    """RosettaSciIO reads S3 through fsspec/s3fs, which the reference venv does not pin."""
-    python = str(hyperspy_python())
-    env = subprocess_env()
-    check = subprocess.run(
-        [python, "-c", "import s3fs"], capture_output=True, env=env, check=False, timeout=120
-    )
-    if check.returncode == 0:
-        return
-    fsspec_version = subprocess.run(
-        [python, "-c", "import fsspec; print(fsspec.__version__)"],
-        capture_output=True,
-        text=True,
-        env=env,
-        check=True,
-        timeout=120,
-    ).stdout.strip()
-    log(f"installing s3fs=={fsspec_version} into the HyperSpy venv")
-    subprocess.run(
-        [
-            python,
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            f"s3fs=={fsspec_version}",
-        ],
-        env=env,
-        check=True,
-        timeout=900,
-    )
-
-
 def upload(lab: Lab, local: Path, prefix: str, *, zmetadata_last: bool = True) -> None:
     """Upload a store through the direct endpoint, skipping it when already there.
 
@@ -433,33 +200,6 @@ def upload(lab: Lab, local: Path, prefix: str, *, zmetadata_last: bool = True) -
     log(
         f"  uploaded {local.name} -> s3://{prefix} ({len(files)} keys, {time.perf_counter() - t0:.1f} s)"
     )
-
-
-def request_floor(lab: Lab, path: str, latency_ms: float, n: int = 15) -> dict[str, float]:
-    """Median milliseconds of one small GET / HEAD / LIST on a warm connection."""
-    out: dict[str, float] = {}
-    prefix = path.rsplit("/", 1)[0]
-    for where, direct, latency in (
-        ("direct", True, 0.0),
-        ("proxy_0ms", False, 0.0),
-        (f"proxy_{latency_ms:g}ms", False, latency_ms),
-    ):
-        lab.config(latency_ms=latency)
-        fs = lab.fs(direct=direct)
-        fs.cat_file(path)
-        for op, call in (
-            ("GET", lambda fs=fs: fs.cat_file(path)),
-            ("HEAD", lambda fs=fs: fs.info(path, refresh=True)),
-            ("LIST", lambda fs=fs: fs.ls(prefix, refresh=True)),
-        ):
-            samples = []
-            for _ in range(n):
-                start = time.perf_counter()
-                call()
-                samples.append((time.perf_counter() - start) * 1000)
-            out[f"{op} {where}"] = statistics.median(samples)
-    lab.config(latency_ms=latency_ms)
-    return out
 
 
 # -- the benchmark ------------------------------------------------------------------------
@@ -528,9 +268,7 @@ def bench_remote(
 
     res: dict[str, Any] = {"server": lab.server, "latency_ms": latency_ms}
     lab.config(latency_ms=0)
-    fs = lab.fs(direct=True)
-    if not fs.exists(BUCKET):
-        fs.mkdir(BUCKET)
+    lab.ensure_bucket(BUCKET)
     log(f"uploading to s3://{BUCKET}/{prefix} through {lab.direct} (skipped when present)")
     base = f"{BUCKET}/{prefix}"
     upload(lab, data_dir / EELS, f"{base}/{EELS}")
@@ -627,7 +365,7 @@ def bench_remote(
     )
     chunk_keys = [
         f"{base}/{STEM}/{p.relative_to(data_dir / STEM).as_posix()}"
-        for p in chunk_files(data_dir / STEM, data_path)
+        for p in chunk_files(data_dir / STEM / data_path)
     ]
 
     def network_floor() -> int:
@@ -666,97 +404,6 @@ def bench_remote(
 # -- reporting ----------------------------------------------------------------------------
 
 
-def versions() -> dict[str, Any]:
-    from importlib.metadata import PackageNotFoundError, version
-
-    main = {"python": platform.python_version()}
-    for name in (
-        "intake-zspy",
-        "zarr",
-        "numcodecs",
-        "numpy",
-        "xarray",
-        "dask",
-        "fsspec",
-        "s3fs",
-        "aiobotocore",
-    ):
-        try:
-            main[name] = version(name)
-        except PackageNotFoundError:
-            main[name] = "?"
-    probe = (
-        "import json, importlib.metadata as m, platform; print(json.dumps({'python': "
-        "platform.python_version(), **{n: m.version(n) for n in ('hyperspy', 'rosettasciio', "
-        "'exspy', 'zarr', 'numcodecs', 'numpy', 'dask', 'fsspec', 's3fs')}}))"
-    )
-    proc = subprocess.run(
-        [str(hyperspy_python()), "-c", probe],
-        capture_output=True,
-        text=True,
-        env=subprocess_env(),
-        check=True,
-        timeout=120,
-    )
-    return {"main": main, "hyperspy_venv": json.loads(proc.stdout)}
-
-
-def library_state() -> dict[str, Any]:
-    """The commit of the working tree and the library files that differ from it."""
-
-    def git(*args: str) -> str:
-        proc = subprocess.run(
-            ["git", "-C", str(REPO), *args], capture_output=True, text=True, check=False
-        )
-        return proc.stdout.rstrip("\n")
-
-    dirty = git("status", "--porcelain", "--", "intake_zspy").splitlines()
-    return {
-        "commit": git("rev-parse", "--short", "HEAD"),
-        "subject": git("log", "-1", "--format=%s"),
-        "uncommitted": [line[3:] for line in dirty],
-    }
-
-
-def machine() -> dict[str, Any]:
-    cpu = "?"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return {
-        "cores": os.cpu_count(),
-        "cpu": cpu,
-        "memory_gib": round(mem, 1),
-        "kernel": platform.release(),
-        "os": platform.platform(terse=True),
-    }
-
-
-def _s(x: float) -> str:
-    return f"{x:.3f}" if x < 10 else f"{x:.1f}"
-
-
-def _ratio(a: float, b: float) -> str:
-    return f"{a / b:.2f}x"
-
-
-def _ops(by_op: dict[str, int] | None) -> str:
-    if not by_op:
-        return ""
-    short = {
-        "GetObject": "GET",
-        "HeadObject": "HEAD",
-        "ListObjectsV2": "LIST",
-        "ListObjects": "LIST",
-    }
-    return ", ".join(f"{n} {short.get(op, op)}" for op, n in by_op.items())
-
-
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows: list[tuple[str, str, str]] = []
     remote = results.get("remote")
@@ -779,11 +426,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 f"open with .zmetadata: <= 5 requests and <= 0.3 s at {lat:g} ms",
                 (
-                    f"{d['requests']} requests, {_s(d['seconds'])} s (consolidated=True: "
+                    f"{d['requests']} requests, {secs(d['seconds'])} s (consolidated=True: "
                     f"{o['intake_consolidated']['requests']} requests, "
-                    f"{_s(o['intake_consolidated']['seconds'])} s; 4D-STEM store: "
+                    f"{secs(o['intake_consolidated']['seconds'])} s; 4D-STEM store: "
                     f"{o['intake_stem_default']['requests']} requests, "
-                    f"{_s(o['intake_stem_default']['seconds'])} s)"
+                    f"{secs(o['intake_stem_default']['seconds'])} s)"
                 ),
                 status,
             )
@@ -793,9 +440,9 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "open without .zmetadata: concurrent, round trips with depth not groups, <= 1 s",
                 (
-                    f"{_s(n['seconds'])} s, {n['requests']} requests in a chain of "
+                    f"{secs(n['seconds'])} s, {n['requests']} requests in a chain of "
                     f"{n['round_trips']} sequential round trips; with s3fs "
-                    f"max_pool_connections=64: {_s(o['intake_nocons_pool64']['seconds'])} s, "
+                    f"max_pool_connections=64: {secs(o['intake_nocons_pool64']['seconds'])} s, "
                     f"{o['intake_nocons_pool64']['round_trips']} round trips"
                     + (
                         f" (RosettaSciIO: {o['rsciio']['requests']} requests, "
@@ -813,8 +460,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             (
                 "full read, local: no slower than zarr 3, >= 2x RosettaSciIO",
                 (
-                    f"{_s(a)} s vs zarr 3 {_s(z)} s ({_ratio(z, a)}), vs RosettaSciIO {_s(r)} s "
-                    f"({_ratio(r, a)})"
+                    f"{secs(a)} s vs zarr 3 {secs(z)} s ({ratio(z, a)}), "
+                    f"vs RosettaSciIO {secs(r)} s ({ratio(r, a)})"
                 ),
                 "met" if a <= z * 1.05 and r / a >= 2 else "**not met**",
             )
@@ -829,8 +476,8 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
                     ">= 3x RosettaSciIO"
                 ),
                 (
-                    f"{_s(a)} s vs zarr 3 {_s(z)} s ({_ratio(z, a)}), vs RosettaSciIO {_s(r)} s "
-                    f"({_ratio(r, a)})"
+                    f"{secs(a)} s vs zarr 3 {secs(z)} s ({ratio(z, a)}), "
+                    f"vs RosettaSciIO {secs(r)} s ({ratio(r, a)})"
                 ),
                 "met" if a <= z * 1.05 and r / a >= 3 else "**not met**",
             )
@@ -902,7 +549,7 @@ def render_remote(remote: dict[str, Any], facts: dict[str, Any]) -> list[str]:
             continue
         x = remote["open"][key]
         lines.append(
-            f"| {label} | {_s(x['seconds'])} | {x['requests']} | {_ops(x['by_op'])} | "
+            f"| {label} | {secs(x['seconds'])} | {x['requests']} | {ops_text(x['by_op'])} | "
             f"{x['round_trips']} | {x['max_inflight']} |"
         )
     rd = remote["read"]
@@ -936,22 +583,12 @@ def render_remote(remote: dict[str, Any], facts: dict[str, Any]) -> list[str]:
         x = rd[key]
         mbps = (x.get("bytes_out") or 0) / 1e6 / x["seconds"]
         lines.append(
-            f"| {label} | {_s(x['seconds'])} | {_s(x['min'])}-{_s(x['max'])} | "
-            f"{x['requests']} | {mbps:.{0 if mbps >= 10 else 1}f} | {_ratio(z, x['seconds'])} | "
-            f"{_ratio(r, x['seconds'])} |"
+            f"| {label} | {secs(x['seconds'])} | {secs(x['min'])}-{secs(x['max'])} | "
+            f"{x['requests']} | {mbps:.{0 if mbps >= 10 else 1}f} | {ratio(z, x['seconds'])} | "
+            f"{ratio(r, x['seconds'])} |"
         )
     lines.append("")
     return lines
-
-
-def _library_line(lib: dict[str, Any] | None) -> str:
-    if not lib:
-        return "**Library:** state not recorded."
-    text = f"**Library:** intake-zspy at commit `{lib['commit']}` ({lib['subject']})"
-    if lib["uncommitted"]:
-        files = ", ".join(f"`{f}`" for f in lib["uncommitted"])
-        text += f", with uncommitted changes to {files}"
-    return text + "."
 
 
 def render(results: dict[str, Any]) -> str:
@@ -979,7 +616,7 @@ def render(results: dict[str, Any]) -> str:
         + ", ".join(f"{k} {x}" for k, x in v["hyperspy_venv"].items())
         + ".",
         "",
-        _library_line(results.get("library")),
+        library_line(results.get("library")),
         "",
         (
             "**Data** (written by HyperSpy's `s.save()` with its defaults: nested directory "
@@ -1040,8 +677,8 @@ def render(results: dict[str, Any]) -> str:
         ):
             x = local[key]
             lines.append(
-                f"| {label} | {_s(x['seconds'])} | {_s(x['min'])}-{_s(x['max'])} | "
-                f"{gb / x['seconds']:.2f} | {_ratio(z, x['seconds'])} | {_ratio(r, x['seconds'])} |"
+                f"| {label} | {secs(x['seconds'])} | {secs(x['min'])}-{secs(x['max'])} | "
+                f"{gb / x['seconds']:.2f} | {ratio(z, x['seconds'])} | {ratio(r, x['seconds'])} |"
             )
         lines.append("")
     remotes = [results.get("remote")] + [x.get("remote") for x in results.get("also", [])]
@@ -1077,18 +714,6 @@ def render(results: dict[str, Any]) -> str:
         END,
     ]
     return "\n".join(lines)
-
-
-def write_docs(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n\n" + BEGIN + "\n" + END + "\n"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n" + section + "\n"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -1130,10 +755,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", type=Path, help="store directory (default .cache/bench-data)")
     parser.add_argument("--local-only", action="store_true")
     parser.add_argument("--remote-only", action="store_true")
-    parser.add_argument(
-        "--lab-env", type=Path, default=Path(os.environ.get("S3LAB_ENV", DEFAULT_LAB_ENV))
-    )
-    parser.add_argument("--latency-ms", type=float, default=20.0)
+    add_lab_options(parser)
     parser.add_argument("--repeats", type=int, help="local full reads (default 3, small 2)")
     parser.add_argument("--open-repeats", type=int, default=5)
     parser.add_argument("--read-repeats", type=int, help="remote full reads (default 3, small 2)")
@@ -1166,29 +788,30 @@ def main(argv: list[str] | None = None) -> int:
         help="only re-render the docs section from a saved results file",
     )
     args = parser.parse_args(argv)
+    command = command_line("bench_read.py", sys.argv[1:] if argv is None else argv)
 
     docs = None if args.no_docs else (args.docs or (None if args.small else DOCS))
     also = [json.loads(path.read_text()) for path in args.also]
     if args.render:
         results = json.loads(args.render.read_text())
         results["also"] = also
-        results["render_command"] = _command(argv)
+        results["render_command"] = command
         print_table(results)
         if docs:
-            write_docs(docs, render(results))
+            write_section(docs, "bench_read.py", render(results))
             log(f"updated {docs}")
         return 0
 
     lab = None
     if not args.local_only:
-        lab = Lab(args.lab_env) if args.lab_env.exists() else None
-        if lab is None or not lab.alive():
+        lab = Lab.running(args.lab_env)
+        if lab is None:
             log(
                 f"the S3 lab is not running ({args.lab_env}): start it with "
                 "`LATENCY_MS=20 ../shared/lab/start_s3.sh`, or pass --local-only"
             )
             return 2
-    data_dir = args.data or REPO / ".cache" / ("bench-data-small" if args.small else "bench-data")
+    data_dir = args.data or (DATA_DIR_SMALL if args.small else DATA_DIR)
     repeats = args.repeats or (2 if args.small else 3)
     read_repeats = args.read_repeats or (2 if args.small else 3)
     facts = ensure_data(data_dir, args.small)
@@ -1197,7 +820,7 @@ def main(argv: list[str] | None = None) -> int:
     if server not in ("ceph", "local"):
         start = f"SERVER={server} {start}"
     results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utc_date(),
         "small": args.small,
         "data": facts,
         "machine": machine(),
@@ -1208,7 +831,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{start}" + ("   # Ceph RGW (the default server)" if server == "ceph" else ""),
             "PY=$(python tests/hyperspy/env.py)     # the HyperSpy reference venv",
             f"$PY benchmarks/make_data.py{' --small' if args.small else ''}",
-            _command(argv),
+            command,
             "../shared/lab/stop_s3.sh",
         ],
         "also": also,
@@ -1232,22 +855,15 @@ def main(argv: list[str] | None = None) -> int:
                 rsciio_open_repeats=args.rsciio_open_repeats,
             )
     results["machine"]["loadavg_end"] = os.getloadavg()
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    name = f"bench_read-{'small' if args.small else 'full'}-{server}-{stamp}.json"
-    out = RESULTS_DIR / name
-    out.write_text(json.dumps({k: v for k, v in results.items() if k != "also"}, indent=1) + "\n")
-    log(f"raw results: {out.relative_to(REPO)}")
+    save_results(
+        f"bench_read-{'small' if args.small else 'full'}-{server}",
+        {k: v for k, v in results.items() if k != "also"},
+    )
     print_table(results)
     if docs:
-        write_docs(docs, render(results))
+        write_section(docs, "bench_read.py", render(results))
         log(f"updated {docs}")
     return 0
-
-
-def _command(argv: list[str] | None) -> str:
-    args = sys.argv[1:] if argv is None else argv
-    return "python benchmarks/bench_read.py" + "".join(f" {shlex.quote(a)}" for a in args)
 
 
 if __name__ == "__main__":

@@ -31,53 +31,43 @@ import argparse
 import itertools
 import json
 import os
-import resource
-import shlex
 import shutil
-import subprocess
 import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-for p in (REPO, REPO / "benchmarks"):
-    if str(p) not in sys.path:
-        sys.path.insert(0, str(p))
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 
 import numcodecs
 import numpy as np
-from bench_read import (
-    BUCKET,
-    DEFAULT_LAB_ENV,
-    DOCS,
-    RESULTS_DIR,
-    STEM,
-    Case,
-    Lab,
-    _library_line,
-    _ops,
-    _s,
-    ensure_data,
-    ensure_s3fs_in_venv,
-    interleaved,
-    library_state,
+
+from benchmarks._common.context import library_state, machine, versions
+from benchmarks._common.lab import Lab, add_lab_options, quiet_unclosed_sessions
+from benchmarks._common.memory import peak_rss, reset_peak_rss, run_script, status_bytes
+from benchmarks._common.paths import BUCKET, DATA_DIR, DOCS, STEM
+from benchmarks._common.report import (
+    command_line,
+    library_line,
     log,
-    machine,
-    quiet_unclosed_sessions,
-    timed,
-    versions,
+    ops_text,
+    ratio,
+    save_results,
+    secs,
+    section_markers,
+    utc_date,
+    write_section,
 )
+from benchmarks._common.timing import Case, Cases, in_process, interleaved, prepared, timed
+from benchmarks._common.venv import VenvWorker, ensure_data, ensure_s3fs_in_venv
 
-from benchmarks._venv_worker import VenvWorker
-
-HERE = Path(__file__).resolve().parent
-BEGIN = "<!-- BEGIN bench_write.py output: generated, do not edit by hand -->"
-END = "<!-- END bench_write.py output -->"
+BEGIN, END = section_markers("bench_write.py")
+WRITE_HEADING = "## Write benchmark"  # above the section when the docs do not have it yet
 CODEC = numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
 THREADS = max(2, os.cpu_count() or 2)
 
@@ -172,16 +162,6 @@ def written_chunks(path: Path, data_path: str) -> list[int]:
     return list(json.loads((path / data_path / ".zarray").read_text())["chunks"])
 
 
-def prepared(prep: Callable[[], Any], fn: Callable[[Any], int], lab: Lab | None = None) -> Case:
-    """``prep()`` (untimed) then ``fn(prep's result)`` timed."""
-
-    def run() -> dict[str, Any]:
-        arg = prep()
-        return timed(lambda: fn(arg), lab)
-
-    return run
-
-
 # -- the benchmark ------------------------------------------------------------------------
 
 
@@ -228,10 +208,10 @@ def bench_local(
         "intake_default": ("intake_zspy to_zspy(ds) default chunks", None),
         "zarr3": ("zarr 3 create_array + [...] = data", None),
     }
-    cases: dict[str, tuple[str, Case, Callable[[], object] | None]] = {}
+    cases: Cases = {}
     for key, (label, fn) in eager.items():
         if fn is not None:
-            cases[key] = (label, lambda fn=fn: timed(fn), fn)
+            cases[key] = (label, in_process(fn), fn)
     for key, fsync in (("disk", False), ("disk_fsync", True)):
         run = prepared(
             lambda key=key: rm_local(d[key]),
@@ -274,7 +254,7 @@ def bench_local(
         lds.close()
         return int(data.nbytes)
 
-    lazy_cases: dict[str, tuple[str, Case, Callable[[], object] | None]] = {}
+    lazy_cases: Cases = {}
     for key, label, fn, dest in (
         ("intake", "intake_zspy to_zspy(open_dataset(src, chunks={}))", intake_lazy, d["intake"]),
         ("zarr3", "zarr 3 da.store(dask array, create_array(...))", zarr3_lazy, d["zarr3"]),
@@ -308,9 +288,7 @@ def bench_remote(
     data = ds["data"].values
     encoded = pre_encode(data, hs_chunks)
     lab.config(latency_ms=0)
-    direct = lab.fs(direct=True)
-    if not direct.exists(BUCKET):
-        direct.mkdir(BUCKET)
+    lab.ensure_bucket(BUCKET)
     lab.config(latency_ms=latency_ms)
     so = lab.storage_options()
     quiet_unclosed_sessions()
@@ -362,7 +340,7 @@ def bench_remote(
         return lambda: worker.run(job)[0]
 
     log(f"S3 writes (+{latency_ms:g} ms), {rounds} interleaved rounds after a warm-up round")
-    cases: dict[str, tuple[str, Case, Callable[[], object] | None]] = {
+    cases: Cases = {
         "network": case("s3fs pipe of the pre-encoded chunks", "net", network),
         "intake": case("intake_zspy to_zspy(ds, s3://) eager", "intake", intake_eager),
         "intake_lazy": case("intake_zspy to_zspy(lazy ds, s3://)", "intake-lazy", intake_lazy),
@@ -410,21 +388,13 @@ def peak_child(spec: dict[str, Any]) -> dict[str, Any]:
     shutil.rmtree(dest, ignore_errors=True)
     # ru_maxrss survives exec on Linux (a child started by a big parent reports the
     # parent's peak), so the peak is VmHWM, reset to the current RSS just before the write
-    reset = _reset_hwm()
-    before = (
-        _status_bytes("VmHWM")
-        if reset
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
-    current = _status_bytes("VmRSS")
+    reset = reset_peak_rss()
+    before = peak_rss(reset)
+    current = status_bytes("VmRSS")
     start = time.perf_counter()
     intake_zspy.to_zspy(obj, dest, signal_dims=2)
     seconds = time.perf_counter() - start
-    after = (
-        _status_bytes("VmHWM")
-        if reset
-        else resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
-    )
+    after = peak_rss(reset)
     on_disk = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     shutil.rmtree(dest, ignore_errors=True)
     return {
@@ -441,37 +411,12 @@ def peak_child(spec: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _status_bytes(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) * 1024
-    raise KeyError(field)
-
-
-def _reset_hwm() -> bool:
-    """Reset the process's peak RSS (VmHWM) to its current RSS (Linux >= 4.0)."""
-    try:
-        Path("/proc/self/clear_refs").write_text("5")
-    except OSError:
-        return False
-    return True
-
-
 def bench_peak(out: Path, shape: tuple[int, ...], chunks: tuple[int, ...]) -> dict[str, Any]:
     spec = {"shape": list(shape), "chunks": list(chunks), "dest": str(out / "peak.zspy")}
     log(
         f"peak memory: lazy write of a {np.prod(shape) * 4 / 1e9:.2f} GB dask array, chunks {chunks}"
     )
-    proc = subprocess.run(
-        [sys.executable, __file__, "--peak-child", json.dumps(spec)],
-        capture_output=True,
-        text=True,
-        check=False,
-        timeout=1800,
-    )
-    if proc.returncode:
-        raise RuntimeError(f"peak child failed:\n{proc.stderr[-3000:]}")
-    res: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    res = run_script(__file__, "--peak-child", json.dumps(spec), timeout=1800)
     res["shape"], res["chunks"] = list(shape), list(chunks)
     # conservative: the high-water mark after the write minus the RSS just before it
     res["growth"] = res["maxrss_after"] - res["rss_before"]
@@ -486,10 +431,6 @@ def bench_peak(out: Path, shape: tuple[int, ...], chunks: tuple[int, ...]) -> di
 # -- reporting ----------------------------------------------------------------------------
 
 
-def _x(a: float, b: float) -> str:
-    return f"{a / b:.2f}x"
-
-
 def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
     rows = []
     local = results.get("local")
@@ -500,7 +441,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append(
                 (
                     f"local {what} write >= 1.3x HyperSpy (same compressor and chunks)",
-                    f"{_s(a)} s vs {_s(h)} s: {_x(h, a)}",
+                    f"{secs(a)} s vs {secs(h)} s: {ratio(h, a)}",
                     "met" if h / a >= 1.3 else "**not met**",
                 )
             )
@@ -515,7 +456,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, str]]:
             rows.append(
                 (
                     f"S3 {what} write >= 1.3x HyperSpy",
-                    f"{_s(a)} s vs {_s(h)} s: {_x(h, a)}",
+                    f"{secs(a)} s vs {secs(h)} s: {ratio(h, a)}",
                     "met" if h / a >= 1.3 else "**not met**",
                 )
             )
@@ -555,7 +496,7 @@ def render(results: dict[str, Any]) -> str:
             + "."
         ),
         "",
-        _library_line(results.get("library")),
+        library_line(results.get("library")),
         "",
     ]
     reused = results.get("reused")
@@ -566,7 +507,7 @@ def render(results: dict[str, Any]) -> str:
                 f"of {reused['date']} "
                 f"(load average {reused['machine']['loadavg_start'][0]:.2f} at its start, "
                 f"{reused['machine']['loadavg_end'][0]:.2f} at its end); "
-                + _library_line(reused.get("library")).replace("**Library:** ", "library: ")
+                + library_line(reused.get("library")).replace("**Library:** ", "library: ")
             ),
             "",
         ]
@@ -604,8 +545,8 @@ def render(results: dict[str, Any]) -> str:
             x = e[key]
             c = "x".join(map(str, x.get("chunks") or local["hyperspy_chunks"]))
             lines.append(
-                f"| {label} | {c} | {_s(x['seconds'])} | {_s(x['min'])}-{_s(x['max'])} | "
-                f"{gb / x['seconds']:.2f} | {_x(h, x['seconds'])} | {_x(x['seconds'], disk)} |"
+                f"| {label} | {c} | {secs(x['seconds'])} | {secs(x['min'])}-{secs(x['max'])} | "
+                f"{gb / x['seconds']:.2f} | {ratio(h, x['seconds'])} | {ratio(x['seconds'], disk)} |"
             )
         lines += [
             "",
@@ -620,8 +561,8 @@ def render(results: dict[str, Any]) -> str:
             x = lz[key]
             c = "x".join(map(str, x.get("chunks") or local["hyperspy_chunks"]))
             lines.append(
-                f"| {label} | {c} | {_s(x['seconds'])} | {_s(x['min'])}-{_s(x['max'])} | "
-                f"{gb / x['seconds']:.2f} | {_x(hl, x['seconds'])} |"
+                f"| {label} | {c} | {secs(x['seconds'])} | {secs(x['min'])}-{secs(x['max'])} | "
+                f"{gb / x['seconds']:.2f} | {ratio(hl, x['seconds'])} |"
             )
         lines.append("")
     remote = results.get("remote")
@@ -663,9 +604,9 @@ def render(results: dict[str, Any]) -> str:
         ):
             x = w[key]
             lines.append(
-                f"| {label} | {_s(x['seconds'])} | {_s(x['min'])}-{_s(x['max'])} | "
-                f"{x.get('requests', '?')} | {_ops(x.get('by_op'))} | "
-                f"{_x(w[ref]['seconds'], x['seconds'])} |"
+                f"| {label} | {secs(x['seconds'])} | {secs(x['min'])}-{secs(x['max'])} | "
+                f"{x.get('requests', '?')} | {ops_text(x.get('by_op'))} | "
+                f"{ratio(w[ref]['seconds'], x['seconds'])} |"
             )
         lines.append("")
     peak = results.get("peak")
@@ -705,27 +646,16 @@ def render(results: dict[str, Any]) -> str:
                 "",
                 (
                     f"Ratio to the raw disk write speed (pre-encoded chunk files, no fsync, "
-                    f"{_s(e['disk']['seconds'])} s): intake-zspy eager takes "
-                    f"{_x(e['intake']['seconds'], e['disk']['seconds'])} as long "
-                    f"({_x(e['intake']['seconds'], e['compress']['seconds'])} of the compression "
-                    f"floor, {_s(e['compress']['seconds'])} s; HyperSpy "
-                    f"{_x(e['hyperspy']['seconds'], e['disk']['seconds'])} of the disk floor)."
+                    f"{secs(e['disk']['seconds'])} s): intake-zspy eager takes "
+                    f"{ratio(e['intake']['seconds'], e['disk']['seconds'])} as long "
+                    f"({ratio(e['intake']['seconds'], e['compress']['seconds'])} of the compression "
+                    f"floor, {secs(e['compress']['seconds'])} s; HyperSpy "
+                    f"{ratio(e['hyperspy']['seconds'], e['disk']['seconds'])} of the disk floor)."
                 ),
             ]
         lines.append("")
     lines += ["### Commands", "", "```sh", *results["commands"], "```", "", END]
     return "\n".join(lines)
-
-
-def write_docs(path: Path, section: str) -> None:
-    text = path.read_text() if path.exists() else "# Benchmarks\n"
-    if BEGIN in text and END in text:
-        head, _, rest = text.partition(BEGIN)
-        _, _, tail = rest.partition(END)
-        text = head + section + tail
-    else:
-        text = text.rstrip("\n") + "\n\n## Write benchmark\n\n" + section + "\n"
-    path.write_text(text)
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -766,10 +696,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--remote-only", action="store_true")
     parser.add_argument("--no-peak", action="store_true")
     parser.add_argument("--peak-only", action="store_true")
-    parser.add_argument(
-        "--lab-env", type=Path, default=Path(os.environ.get("S3LAB_ENV", DEFAULT_LAB_ENV))
-    )
-    parser.add_argument("--latency-ms", type=float, default=20.0)
+    add_lab_options(parser)
     parser.add_argument("--repeats", type=int, default=3, help="local rounds")
     parser.add_argument("--remote-repeats", type=int, default=3)
     parser.add_argument(
@@ -795,27 +722,27 @@ def main(argv: list[str] | None = None) -> int:
         saved["commands"] = [
             *saved["commands"][:-1],
             "# the section above was rendered from the saved results with:",
-            "python benchmarks/bench_write.py" + "".join(f" {shlex.quote(a)}" for a in args_list),
+            command_line("bench_write.py", args_list),
             saved["commands"][-1],
         ]
         print_table(saved)
         if not args.no_docs:
-            write_docs(args.docs, render(saved))
+            write_section(args.docs, "bench_write.py", render(saved), WRITE_HEADING)
             log(f"updated {args.docs}")
         return 0
     lab = None
     want_remote = not args.local_only and not args.peak_only
     if want_remote:
-        lab = Lab(args.lab_env) if args.lab_env.exists() else None
-        if lab is None or not lab.alive():
+        lab = Lab.running(args.lab_env)
+        if lab is None:
             log("the S3 lab is not running: start it or pass --local-only")
             return 2
-    data_dir = args.data or REPO / ".cache" / "bench-data"
+    data_dir = args.data or DATA_DIR
     facts = ensure_data(data_dir, small=False)
     args.out.mkdir(parents=True, exist_ok=True)
     start = f"LATENCY_MS={args.latency_ms:g} ../shared/lab/start_s3.sh"
     results: dict[str, Any] = {
-        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "date": utc_date(),
         "data": facts,
         "machine": machine(),
         "versions": versions(),
@@ -824,7 +751,7 @@ def main(argv: list[str] | None = None) -> int:
             start,
             "PY=$(python tests/hyperspy/env.py)     # the HyperSpy reference venv",
             "$PY benchmarks/make_data.py",
-            "python benchmarks/bench_write.py" + "".join(f" {shlex.quote(a)}" for a in args_list),
+            command_line("bench_write.py", args_list),
             "../shared/lab/stop_s3.sh",
         ],
     }
@@ -855,14 +782,10 @@ def main(argv: list[str] | None = None) -> int:
             "date": old["date"],
             "machine": old["machine"],
         }
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-    out = RESULTS_DIR / f"bench_write-{stamp}.json"
-    out.write_text(json.dumps(results, indent=1, default=str) + "\n")
-    log(f"raw results: {out.relative_to(REPO)}")
+    save_results("bench_write", results)
     print_table(results)
     if not args.no_docs and "local" in results:
-        write_docs(args.docs, render(results))
+        write_section(args.docs, "bench_write.py", render(results), WRITE_HEADING)
         log(f"updated {args.docs}")
     return 0
 

@@ -21,32 +21,29 @@ loaded once and kept across jobs. The result is a JSON list with, per repeat, ``
 
 from __future__ import annotations
 
-import json
 import logging
 import shutil
 import sys
 import time
-import urllib.request
 import uuid
 import warnings
+from pathlib import Path
 from typing import Any
 
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
 import hyperspy.api as hs
 import zarr
 
+from benchmarks._common.lab import proxy_call
+from benchmarks._common.venv import serve
+
 _EAGER: dict[str, Any] = {}
-
-
-def _control(control: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(
-        control + path, data=data, method="GET" if data is None else "POST"
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"{}")
 
 
 def _signal(src: str, lazy: bool) -> Any:
@@ -75,13 +72,13 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
             target = zarr.storage.FSStore(where, mode="w", **dest.get("storage_options", {}))
             fs = target.fs
         if control:
-            _control(control, "/reset", {})
+            proxy_call(control, "/reset", {})
         t0 = time.time()
         start = time.perf_counter()
         s.save(target, overwrite=True, show_progressbar=False)
         seconds = time.perf_counter() - start
         t1 = time.time()
-        stats = _control(control, "/stats") if control else None
+        stats = proxy_call(control, "/stats") if control else None
         chunks = zarr.open(target if fs is not None else where, mode="r")[
             f"Experiments/{s.metadata.General.title or '__unnamed__'}/data"
         ].chunks
@@ -100,15 +97,5 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     return results
 
 
-def main() -> int:
-    if sys.argv[1:] == ["--serve"]:
-        for line in sys.stdin:
-            if line.strip():
-                print(json.dumps(run_job(json.loads(line))), flush=True)
-        return 0
-    print(json.dumps(run_job(json.loads(sys.argv[1]))))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(run_job))

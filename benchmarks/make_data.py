@@ -50,22 +50,20 @@ import hyperspy.api as hs
 import rsciio
 import zarr
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from benchmarks._common.paths import DATA_DIR, DATA_DIR_SMALL, EELS, EELS_NOCONS, STEM
+
 logging.getLogger("hyperspy").setLevel(logging.ERROR)
 logging.getLogger("rsciio").setLevel(logging.ERROR)
 logging.getLogger("exspy").setLevel(logging.ERROR)
-
-REPO = Path(__file__).resolve().parents[1]
-DEFAULT_OUT = REPO / ".cache" / "bench-data"
 
 SIZES = {
     "full": {"eels": (64, 64, 2048), "stem": (64, 64, 256, 256)},
     "small": {"eels": (32, 32, 512), "stem": (16, 16, 128, 128)},
 }
-
-EELS = "eels_si.zspy"
-EELS_NOCONS = "eels_si_noconsolidated.zspy"
-STEM = "stem_4d.zspy"
-
 
 # -- EELS spectrum image ----------------------------------------------------------------
 
@@ -381,13 +379,11 @@ def _store_facts(path: Path) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("outdir", nargs="?", type=Path, help=f"default: {DEFAULT_OUT}")
+    parser.add_argument("outdir", nargs="?", type=Path, help=f"default: {DATA_DIR}")
     parser.add_argument("--small", action="store_true", help="small sizes for a quick run")
     args = parser.parse_args(argv)
     size = "small" if args.small else "full"
-    out: Path = args.outdir or (
-        DEFAULT_OUT.with_name("bench-data-small") if args.small else DEFAULT_OUT
-    )
+    out: Path = args.outdir or (DATA_DIR_SMALL if args.small else DATA_DIR)
     out.mkdir(parents=True, exist_ok=True)
     sizes = SIZES[size]
     for name, make, shape, seed in (

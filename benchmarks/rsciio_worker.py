@@ -27,29 +27,26 @@ per job with ``--serve``) is a JSON list with, per repeat, ``{"seconds", "t0", "
 
 from __future__ import annotations
 
-import json
 import logging
 import sys
 import time
-import urllib.request
 import warnings
+from pathlib import Path
 from typing import Any
 
 warnings.filterwarnings("ignore")
 logging.disable(logging.WARNING)
 
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
 import numpy as np
 import zarr
 from rsciio.zspy import file_reader
 
-
-def _control(control: str, path: str, payload: dict[str, Any] | None = None) -> dict[str, Any]:
-    data = None if payload is None else json.dumps(payload).encode()
-    req = urllib.request.Request(
-        control + path, data=data, method="GET" if data is None else "POST"
-    )
-    with urllib.request.urlopen(req, timeout=30) as resp:
-        return json.loads(resp.read() or b"{}")
+from benchmarks._common.lab import proxy_call
+from benchmarks._common.venv import serve
 
 
 def _read(spec: dict[str, Any], lazy: bool, consolidated: bool) -> int:
@@ -82,26 +79,16 @@ def run_job(job: dict[str, Any]) -> list[dict[str, Any]]:
     results = []
     for _ in range(int(job.get("repeats", 1))):
         if control:
-            _control(control, "/reset", {})
+            proxy_call(control, "/reset", {})
         t0 = time.time()
         start = time.perf_counter()
         nbytes = _read(job["store"], lazy=lazy, consolidated=consolidated)
         seconds = time.perf_counter() - start
         t1 = time.time()
-        stats = _control(control, "/stats") if control else None
+        stats = proxy_call(control, "/stats") if control else None
         results.append({"seconds": seconds, "t0": t0, "t1": t1, "stats": stats, "nbytes": nbytes})
     return results
 
 
-def main() -> int:
-    if sys.argv[1:] == ["--serve"]:
-        for line in sys.stdin:
-            if line.strip():
-                print(json.dumps(run_job(json.loads(line))), flush=True)
-        return 0
-    print(json.dumps(run_job(json.loads(sys.argv[1]))))
-    return 0
-
-
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(serve(run_job))
