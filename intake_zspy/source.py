@@ -26,182 +26,35 @@ iterating :meth:`ZspySource.read_chunked` stays near the size of one partition.
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import math
 import os
 from collections.abc import Iterator, Mapping
 from typing import Any
 
-import numpy as np
 import xarray as xr
 from intake.source.base import DataSource, Schema
 
 from intake_zspy import __version__
-from intake_zspy.dataset import DATA_VAR
+from intake_zspy._args import (
+    Chunks,
+    check_chunks,
+    check_mapping,
+    check_no_extra_args,
+    check_urlpath,
+)
+from intake_zspy.dataset import (
+    DATA_VAR,
+    _chunked,
+    block_sizes,
+    navigation_dims,
+    partition_index,
+)
 from intake_zspy.reader import open_dataset
 
-__all__ = [
-    "ZspySource",
-    "block_sizes",
-    "check_chunks",
-    "check_mapping",
-    "check_no_extra_args",
-    "check_urlpath",
-    "navigation_dims",
-    "partition_index",
-]
-
-Chunks = int | str | Mapping[str, Any] | None
-
-
-def check_urlpath(urlpath: Any) -> str:
-    """``urlpath`` as a string; :class:`TypeError` unless a non-empty str or path."""
-    if isinstance(urlpath, os.PathLike):
-        urlpath = os.fspath(urlpath)
-    if not isinstance(urlpath, str) or not urlpath:
-        raise TypeError(
-            "urlpath must be a non-empty path or fsspec URL string (e.g. 'run.zspy', "
-            f"'s3://bucket/run.zspy'), not {urlpath!r}"
-        )
-    return urlpath
-
-
-def check_chunks(chunks: Any) -> Chunks:
-    """``chunks`` unchanged; :class:`TypeError` unless None, an int, a str or a dict."""
-    if chunks is None or isinstance(chunks, str | Mapping):
-        return chunks
-    if isinstance(chunks, int) and not isinstance(chunks, bool):
-        return chunks
-    raise TypeError(
-        "chunks must be None (stored chunks), an int, 'auto' or a dict of dim -> chunk "
-        f"size, not {type(chunks).__name__} {chunks!r}"
-    )
-
-
-def check_mapping(name: str, value: Any) -> dict[str, Any]:
-    """A copy of the dict ``value`` (``{}`` for None); :class:`TypeError` otherwise."""
-    if value is None:
-        return {}
-    if not isinstance(value, Mapping):
-        raise TypeError(f"{name} must be a dict or None, not {type(value).__name__} {value!r}")
-    return dict(value)
-
+__all__ = ["ZspySource"]
 
 _ARGS = ("urlpath", "signal", "chunks", "storage_options", "metadata")
-
-
-def check_no_extra_args(owner: str, extra: Mapping[str, Any], accepted: tuple[str, ...]) -> None:
-    """Raise a :class:`TypeError` naming unknown arguments and the likely intended one.
-
-    Catalog entries pass ``args`` as keywords; a misspelt one should say what to write.
-    """
-    if not extra:
-        return
-    unknown = sorted(extra)
-    hints = []
-    for name in unknown:
-        close = difflib.get_close_matches(name, accepted, n=1, cutoff=0.5)
-        if close:
-            hints.append(f"did you mean {close[0]!r} for {name!r}?")
-    plural = "s" if len(unknown) > 1 else ""
-    raise TypeError(
-        f"unknown argument{plural} {', '.join(repr(n) for n in unknown)}; {owner} takes "
-        f"{', '.join(accepted)}" + (f" ({' '.join(hints)})" if hints else "")
-    )
-
-
-def navigation_dims(ds: xr.Dataset) -> list[str]:
-    """The dims of ``ds`` that partitions split: all but those with ``navigate=False``.
-
-    Parameters
-    ----------
-    ds
-        A Dataset from :func:`intake_zspy.open_dataset`.
-
-    Returns
-    -------
-    list of str
-        Navigation dims, in array order.
-    """
-    return [
-        str(dim)
-        for dim in ds[DATA_VAR].dims
-        if dim not in ds.coords or ds[dim].attrs.get("navigate") is not False
-    ]
-
-
-def block_sizes(ds: xr.Dataset, chunks: Chunks = None) -> dict[str, tuple[int, ...]]:
-    """The dask chunk grid :meth:`ZspySource.to_dask` uses for ``ds``.
-
-    Parameters
-    ----------
-    ds
-        A lazy (not dask-backed) Dataset from :func:`intake_zspy.open_dataset`.
-    chunks
-        ``None``: the stored chunks. A dict: those dims as given, the others as stored.
-        An int or ``"auto"``: as :meth:`xarray.Dataset.chunk`.
-
-    Returns
-    -------
-    dict
-        ``{dim: (block size, ...)}`` for every dim of the data variable.
-    """
-    return {str(k): tuple(v) for k, v in _chunked(ds, chunks).chunks.items()}
-
-
-def _chunk_spec(ds: xr.Dataset, chunks: Chunks) -> Any:
-    stored = dict(ds[DATA_VAR].encoding.get("preferred_chunks", {}))
-    if chunks is None:
-        return stored
-    if isinstance(chunks, Mapping):
-        return {**stored, **chunks}
-    return chunks
-
-
-def _chunked(ds: xr.Dataset, chunks: Chunks) -> xr.Dataset:
-    return ds.chunk(_chunk_spec(ds, chunks))
-
-
-def partition_index(index: int | tuple[int, ...], grid: tuple[int, ...]) -> tuple[int, ...]:
-    """Turn a partition number or block index into a block index of ``grid``.
-
-    Parameters
-    ----------
-    index
-        A partition number (C order of ``grid``) or a tuple with one block index per
-        navigation dim.
-    grid
-        Number of blocks along each navigation dim.
-
-    Returns
-    -------
-    tuple of int
-
-    Raises
-    ------
-    IndexError
-        ``index`` is outside the grid.
-    TypeError
-        ``index`` is neither an int nor a tuple of ints.
-    """
-    total = math.prod(grid)
-    if isinstance(index, int | np.integer) and not isinstance(index, bool):
-        if not 0 <= index < total:
-            raise IndexError(f"partition {index} is out of range: there are {total} partitions")
-        return tuple(int(i) for i in np.unravel_index(int(index), grid)) if grid else ()
-    if isinstance(index, tuple) and all(
-        isinstance(i, int | np.integer) and not isinstance(i, bool) for i in index
-    ):
-        if len(index) != len(grid) or not all(0 <= i < n for i, n in zip(index, grid, strict=True)):
-            raise IndexError(
-                f"block index {index} does not fit the partition grid {grid} "
-                "(one block index per navigation dim)"
-            )
-        return tuple(int(i) for i in index)
-    raise TypeError(
-        f"a partition is an int or a tuple of ints (one per navigation dim), not {index!r}"
-    )
 
 
 def _summary(ds: xr.Dataset) -> dict[str, Any]:

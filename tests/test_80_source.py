@@ -19,8 +19,10 @@ import pytest
 import xarray as xr
 import yaml
 
-from intake_zspy import SignalNotFoundError, ZspyFormatError
-from intake_zspy.format.encode import ItemEncoder
+import intake_zspy.source
+from intake_zspy import SignalNotFoundError, ZspyFormatError, open_dataset
+from intake_zspy.dataset import block_sizes, navigation_dims, partition_index
+from intake_zspy.format.hierarchy import ItemEncoder
 from intake_zspy.source import ZspySource
 from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
 
@@ -173,6 +175,24 @@ def test_user_chunks_set_the_partitions(si_dir: Path) -> None:
     np.testing.assert_array_equal(src.read_partition(3)["data"].values, SI[3:6, 2:4])
     whole = ZspySource(str(si_dir), chunks=-1)
     assert whole.npartitions == 1
+
+
+def test_partition_helpers_next_to_the_dims(si_dir: Path) -> None:
+    # the partition maths lives with the xarray mapping; the source only uses it
+    assert intake_zspy.source.__all__ == ["ZspySource"]
+    ds = open_dataset(si_dir, chunks=None)
+    assert navigation_dims(ds) == ["x", "y"]
+    assert block_sizes(ds) == {"x": (2, 2, 2), "y": (2, 2), "E": (8,)}
+    assert block_sizes(ds, {"x": 4}) == {"x": (4, 2), "y": (2, 2), "E": (8,)}
+    assert partition_index(5, (3, 2)) == (2, 1)
+    assert partition_index((2, 1), (3, 2)) == (2, 1)
+    assert partition_index(0, ()) == ()
+    with pytest.raises(IndexError, match="partition 6 is out of range: there are 6"):
+        partition_index(6, (3, 2))
+    with pytest.raises(IndexError, match="does not fit the partition grid"):
+        partition_index((3, 0), (3, 2))
+    with pytest.raises(TypeError, match="a partition is an int or a tuple of ints"):
+        partition_index(True, (3, 2))
 
 
 def test_store_chunking_a_signal_axis(tmp_path: Path) -> None:

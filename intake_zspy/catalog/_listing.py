@@ -25,9 +25,9 @@ from fsspec.utils import glob_translate
 
 from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
+from intake_zspy.format.arrays import parse_dtype
 from intake_zspy.format.decode import ZspyFile, open_file
 from intake_zspy.format.hierarchy import Hierarchy, consolidated_docs, parse_json
-from intake_zspy.format.v2array import parse_dtype
 from intake_zspy.storage import KeyInfo, SnapshotStore, StoreKind, open_store, resolve
 
 __all__ = [

@@ -9,10 +9,11 @@ from typing import Any
 from intake.catalog.local import LocalCatalogEntry
 
 from intake_zspy import __version__
+from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.catalog._base import ZspyCatalogBase
 from intake_zspy.catalog._listing import describe_signal, summarize_file
 from intake_zspy.format.decode import open_file
-from intake_zspy.source import Chunks, ZspySource, check_chunks, check_mapping, check_urlpath
+from intake_zspy.source import ZspySource
 from intake_zspy.storage import open_store
 
 __all__ = ["ZspyExperimentsCatalog"]

@@ -9,9 +9,10 @@ from typing import Any
 from intake.catalog.local import LocalCatalogEntry
 
 from intake_zspy import __version__
+from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.catalog._base import ZspyCatalogBase
 from intake_zspy.catalog._listing import StoreInfo, describe_store, find_stores
-from intake_zspy.source import Chunks, ZspySource, check_chunks, check_mapping, check_urlpath
+from intake_zspy.source import ZspySource
 
 __all__ = ["ZspyStoresCatalog"]
 

@@ -1,18 +1,22 @@
 """intake 2: the :class:`ZSpy` datatype and the readers that open it with xarray.
 
-intake imports this module at start-up (``intake.imports`` entry point), which
-registers the classes (intake finds datatypes and readers as subclasses of its base
-classes) and publishes :class:`ZSpy` as ``intake.readers.datatypes.ZSpy`` as well.
+This is the one module of the intake 2 API (datatypes and readers); the intake v1 API
+lives in :mod:`intake_zspy.source` and :mod:`intake_zspy.catalog`. intake imports it at
+start-up (``intake.imports`` entry point), which registers the classes (intake finds
+datatypes and readers as subclasses of its base classes) and publishes :class:`ZSpy` as
+``intake.readers.datatypes.ZSpy`` as well.
 
 >>> import intake
 >>> data = intake.readers.datatypes.ZSpy("s3://bucket/run.zspy", storage_options={...})
 >>> ds = data.to_reader("xarray:Dataset").read()            # doctest: +SKIP
 >>> tree = data.to_reader("DataTree").read()                # doctest: +SKIP
+>>> ds = intake.auto_pipeline(data, "xarray:Dataset").read()  # doctest: +SKIP
 
 The readers keep only JSON-serialisable arguments (the datatype's ``url`` and
 ``storage_options``, ``signal``, ``chunks``...) and open the store inside ``_read``, so
 ``reader.to_entry()`` can go into an intake 2 :class:`~intake.readers.entry.Catalog`
-and its YAML file.
+and its YAML file. ``storage_options`` travel with the datatype; a reader's own
+``storage_options`` argument is merged over them.
 """
 
 from __future__ import annotations
@@ -34,8 +38,19 @@ class ZSpy(datatypes.FileData):
     """A HyperSpy ``.zspy`` store: a zarr format 2 hierarchy with ``Experiments/``.
 
     Recognised by :func:`intake.readers.datatypes.recommend` from a ``.zspy`` URL (a
-    zip file or a directory) or from a directory listing that holds the
-    ``Experiments`` group of the zspy layout.
+    zip file or a directory), from a directory listing that holds the ``Experiments``
+    group of the zspy layout, and from the head of a zip file whose members include
+    ``Experiments/...`` (a zip store of any name).
+
+    intake 2.0.9 ranks what it recognises in three tiers, head bytes (:attr:`magic`)
+    first, then MIME type, then the URL (:attr:`filepattern`, or :attr:`contains` for a
+    directory, ranked by where the pattern matches). Within a tier it has no
+    priority: equal matches come in the iteration order of a ``set`` of classes,
+    which changes from run to run. A zspy directory is also a zarr group (``Zarr``
+    matches its ``.zgroup`` in the same tier) and a zip store is claimed by every
+    zip-based type (``Excel`` matches any ``PK`` head); ``ZSpy`` is always among the
+    first matches but not always the first. Pass the datatype itself where it
+    matters: ``intake.auto_pipeline(ZSpy(url, storage_options), "xarray:Dataset")``.
 
     Parameters
     ----------
@@ -50,6 +65,11 @@ class ZSpy(datatypes.FileData):
     filepattern = r"\.zspy/?$"
     structure: ClassVar[set[str]] = {"array", "hierarchy"}
     contains: ClassVar[set[str]] = {r"(^|/)Experiments/?$"}
+    #: A zip local file header (signature, 26 bytes of fields) naming an ``Experiments/``
+    #: member: the zspy layout inside a zip store, whatever the file is called.
+    magic: ClassVar[set[bytes | tuple[int | None, bytes]]] = {
+        (None, rb"PK\x03\x04[\x00-\xff]{26}Experiments/")
+    }
 
     def __init__(
         self,
@@ -77,8 +97,10 @@ class _ZspyReader(BaseReader):
     imports: ClassVar[set[str]] = {"xarray", "intake_zspy"}
 
     @staticmethod
-    def _options(data: ZSpy) -> Mapping[str, Any] | None:
-        return data.storage_options or None
+    def _options(data: ZSpy, extra: Mapping[str, Any] | None) -> Mapping[str, Any] | None:
+        """The datatype's ``storage_options`` with the reader's own (if any) over them."""
+        options = {**(data.storage_options or {}), **(extra or {})}
+        return options or None
 
 
 class ZspyDatasetReader(_ZspyReader):
@@ -94,7 +116,8 @@ class ZspyDatasetReader(_ZspyReader):
 
     def _read(self, data: ZSpy, **kwargs: Any) -> xr.Dataset:
         """Open the store and return the (lazy) Dataset of one signal."""
-        return open_dataset(data.url, storage_options=self._options(data), **kwargs)
+        options = self._options(data, kwargs.pop("storage_options", None))
+        return open_dataset(data.url, storage_options=options, **kwargs)
 
 
 class ZspyDataTreeReader(_ZspyReader):
@@ -110,10 +133,11 @@ class ZspyDataTreeReader(_ZspyReader):
 
     def _read(self, data: ZSpy, **kwargs: Any) -> xr.DataTree:
         """Open the store and return the (lazy) DataTree of all its signals."""
-        return open_datatree(data.url, storage_options=self._options(data), **kwargs)
+        options = self._options(data, kwargs.pop("storage_options", None))
+        return open_datatree(data.url, storage_options=options, **kwargs)
 
 
-# intake resolves datatypes by import name ("intake_zspy.readers:ZSpy" in catalogs) and
+# intake resolves datatypes by import name ("intake_zspy.intake2:ZSpy" in catalogs) and
 # finds readers by subclass; publishing the class next to intake's own datatypes also
 # makes ``intake.readers.datatypes.ZSpy`` work, as for the built-in formats.
 if getattr(datatypes, "ZSpy", ZSpy) is ZSpy:
