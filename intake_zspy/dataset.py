@@ -27,15 +27,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Hashable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from intake_zspy.errors import ZspyFormatError
-from intake_zspy.format import names
+from intake_zspy.format import layout, names
 from intake_zspy.format.axes import axis_from_dict
+from intake_zspy.format.model import SignalSpec
 
 if TYPE_CHECKING:
     from intake_zspy.format.axes import Axis
@@ -43,7 +43,6 @@ if TYPE_CHECKING:
 
 __all__ = [
     "DATA_VAR",
-    "SignalSpec",
     "axis_to_coord",
     "coord_to_axis",
     "dataset_to_signal",
@@ -161,30 +160,6 @@ def signal_to_dataset(signal: Signal, data: Any) -> xr.Dataset:
 
 
 # -- writing: xarray -> HyperSpy signal ----------------------------------------------------
-
-
-@dataclass
-class SignalSpec:
-    """Everything a writer needs to store one signal."""
-
-    group: str
-    data: Any
-    dims: list[str]
-    axes: list[dict[str, Any]]
-    metadata: dict[str, Any]
-    original_metadata: dict[str, Any] = field(default_factory=dict)
-    attributes: dict[str, Any] = field(default_factory=dict)
-    learning_results: dict[str, dict[str, Any]] = field(default_factory=dict)
-    models: dict[str, Any] = field(default_factory=dict)
-    package: str = ""
-    package_version: str = ""
-    #: The chunks of the store the data came from (``encoding["chunks"]``), if known.
-    stored_chunks: tuple[int, ...] | None = None
-
-
-def group_name(title: str) -> str:
-    """HyperSpy's ``Experiments/`` group name for a title."""
-    return title.replace("/", "-") if title else names.UNNAMED
 
 
 def coord_to_axis(
@@ -327,7 +302,7 @@ def dataset_to_signal(
         if isinstance(attributes.get(key), dict)
     }
     return SignalSpec(
-        group=str(attrs.get("zspy_signal") or group_name(title)),
+        group=str(attrs.get("zspy_signal") or layout.group_name(title)),
         data=var.data,
         dims=dims,
         axes=axes,
@@ -434,3 +409,109 @@ def _copy_tree(value: Any) -> Any:
     if isinstance(value, Mapping):
         return {k: _copy_tree(v) for k, v in value.items()}
     return value
+
+
+# -- navigation and signal dims, partitions ------------------------------------------------
+#
+# The partition rule of the intake source (:mod:`intake_zspy.source`) in terms of the
+# mapping above: navigation dims are those whose coordinate does not say
+# ``navigate=False``, and a partition is one block of the dask chunk grid over them.
+
+__all__ += ["block_sizes", "navigation_dims", "partition_index"]
+
+
+def navigation_dims(ds: xr.Dataset) -> list[str]:
+    """The dims of ``ds`` that partitions split: all but those with ``navigate=False``.
+
+    Parameters
+    ----------
+    ds
+        A Dataset from :func:`intake_zspy.open_dataset`.
+
+    Returns
+    -------
+    list of str
+        Navigation dims, in array order.
+    """
+    return [
+        str(dim)
+        for dim in ds[DATA_VAR].dims
+        if dim not in ds.coords or ds[dim].attrs.get("navigate") is not False
+    ]
+
+
+def block_sizes(
+    ds: xr.Dataset, chunks: int | str | Mapping[str, Any] | None = None
+) -> dict[str, tuple[int, ...]]:
+    """The dask chunk grid :meth:`ZspySource.to_dask` uses for ``ds``.
+
+    Parameters
+    ----------
+    ds
+        A lazy (not dask-backed) Dataset from :func:`intake_zspy.open_dataset`.
+    chunks
+        ``None``: the stored chunks. A dict: those dims as given, the others as stored.
+        An int or ``"auto"``: as :meth:`xarray.Dataset.chunk`.
+
+    Returns
+    -------
+    dict
+        ``{dim: (block size, ...)}`` for every dim of the data variable.
+    """
+    return {str(k): tuple(v) for k, v in _chunked(ds, chunks).chunks.items()}
+
+
+def _chunk_spec(ds: xr.Dataset, chunks: int | str | Mapping[str, Any] | None) -> Any:
+    stored = dict(ds[DATA_VAR].encoding.get("preferred_chunks", {}))
+    if chunks is None:
+        return stored
+    if isinstance(chunks, Mapping):
+        return {**stored, **chunks}
+    return chunks
+
+
+def _chunked(ds: xr.Dataset, chunks: int | str | Mapping[str, Any] | None) -> xr.Dataset:
+    return ds.chunk(_chunk_spec(ds, chunks))
+
+
+def partition_index(index: int | tuple[int, ...], grid: tuple[int, ...]) -> tuple[int, ...]:
+    """Turn a partition number or block index into a block index of ``grid``.
+
+    Parameters
+    ----------
+    index
+        A partition number (C order of ``grid``) or a tuple with one block index per
+        navigation dim.
+    grid
+        Number of blocks along each navigation dim.
+
+    Returns
+    -------
+    tuple of int
+
+    Raises
+    ------
+    IndexError
+        ``index`` is outside the grid.
+    TypeError
+        ``index`` is neither an int nor a tuple of ints.
+    """
+    import math
+
+    total = math.prod(grid)
+    if isinstance(index, int | np.integer) and not isinstance(index, bool):
+        if not 0 <= index < total:
+            raise IndexError(f"partition {index} is out of range: there are {total} partitions")
+        return tuple(int(i) for i in np.unravel_index(int(index), grid)) if grid else ()
+    if isinstance(index, tuple) and all(
+        isinstance(i, int | np.integer) and not isinstance(i, bool) for i in index
+    ):
+        if len(index) != len(grid) or not all(0 <= i < n for i, n in zip(index, grid, strict=True)):
+            raise IndexError(
+                f"block index {index} does not fit the partition grid {grid} "
+                "(one block index per navigation dim)"
+            )
+        return tuple(int(i) for i in index)
+    raise TypeError(
+        f"a partition is an int or a tuple of ints (one per navigation dim), not {index!r}"
+    )

@@ -14,7 +14,6 @@ import collections
 import contextlib
 import functools
 import itertools
-import math
 import os
 import uuid
 from collections.abc import Mapping, Sequence
@@ -25,16 +24,16 @@ from typing import Any, Literal
 import numpy as np
 import xarray as xr
 
-from intake_zspy.dataset import SignalSpec, dataset_to_signal
+from intake_zspy.dataset import dataset_to_signal
 from intake_zspy.errors import StoreExistsError
 from intake_zspy.format import layout, names
-from intake_zspy.format.encode import DEFAULT_COMPRESSOR, ArrayEncoder, ItemEncoder, node_path
+from intake_zspy.format.arrays import DEFAULT_COMPRESSOR, ArrayEncoder
+from intake_zspy.format.hierarchy import ItemEncoder
+from intake_zspy.format.model import SignalSpec
 from intake_zspy.storage import KeyValueStore, StoreKind, open_target
 
 __all__ = ["DEFAULT_COMPRESSOR", "to_zspy"]
 
-#: Chunks of in-memory data hold whole signals, up to about this many bytes.
-TARGET_CHUNK_BYTES = 32 * 2**20
 _THREADS = max(2, os.cpu_count() or 2)
 _PUT_BATCH = 2 * _THREADS
 
@@ -147,19 +146,6 @@ def _check_dtype(dtype: np.dtype[Any], group: str) -> None:
         )
 
 
-def _default_chunks(
-    shape: tuple[int, ...], dtype: np.dtype[Any], axes: list[dict[str, Any]]
-) -> tuple[int, ...]:
-    """Whole signals per chunk, as many as fit in ``TARGET_CHUNK_BYTES``."""
-    chunks = [n if not axis["navigate"] else 1 for n, axis in zip(shape, axes, strict=True)]
-    budget = max(1, TARGET_CHUNK_BYTES // max(1, math.prod(chunks) * dtype.itemsize))
-    for i in reversed(range(len(shape))):
-        if axes[i]["navigate"]:
-            chunks[i] = max(1, min(shape[i], budget))
-            budget //= chunks[i]
-    return tuple(chunks)
-
-
 def _requested_chunks(
     chunks: Mapping[str, int] | Sequence[int], shape: tuple[int, ...], dims: Sequence[str]
 ) -> tuple[int, ...]:
@@ -196,52 +182,21 @@ class _Plan:
     ) -> None:
         self.meta = ItemEncoder(compressor)
         self.jobs: list[_DataJob] = []
-        self.meta.group(
-            "",
-            {
-                names.ATTR_FILE_FORMAT: names.FILE_FORMAT,
-                names.ATTR_FORMAT_VERSION: names.FORMAT_VERSION,
-            },
-        )
-        self.meta.group(names.EXPERIMENTS)
         self.groups = [spec.group for spec in specs]
+        layout.encode_root(self.meta)
         for spec in specs:
             self._signal(spec, compressor, chunks)
-        models = [(spec, name, model) for spec in specs for name, model in spec.models.items()]
-        if models:
-            self.meta.group("Analysis")
-            self.meta.group(names.MODELS)
-        for spec, name, model in models:
-            owner = {names.MODEL_SIGNAL_ATTR: f"/{names.EXPERIMENTS}/{spec.group}"}
-            self.meta.dictionary(f"{names.MODELS}/{name}", model, attrs=owner)
+        layout.encode_models(self.meta, specs)
 
     def _signal(
         self, spec: SignalSpec, compressor: Any, chunks: Mapping[str, int] | Sequence[int] | None
     ) -> None:
-        if node_path(spec.group, "signal") != spec.group:
-            raise ValueError(
-                f"{spec.group!r} cannot be an Experiments/ group name (one path segment, "
-                "no '/', '\\', '.' or '..')"
-            )
-        path = f"{names.EXPERIMENTS}/{spec.group}"
         dtype = np.dtype(spec.data.dtype)
         _check_dtype(dtype, spec.group)
-        m = self.meta
-        for i, axis in enumerate(spec.axes):
-            m.axis(f"{path}/{names.AXIS_PREFIX}{i}", axis)
-        m.dictionary(f"{path}/{names.METADATA}", spec.metadata)
-        m.dictionary(f"{path}/{names.ORIGINAL_METADATA}", spec.original_metadata)
-        m.dictionary(f"{path}/{names.ATTRIBUTES}", spec.attributes)
-        for key, results in spec.learning_results.items():
-            m.dictionary(f"{path}/{key}", results)
-        m.group(
-            path,
-            {names.ATTR_PACKAGE: spec.package, names.ATTR_PACKAGE_VERSION: spec.package_version},
-        )
-        data_path = f"{path}/{names.DATA}"
+        data_path = layout.encode_signal(self.meta, spec)
         shape = tuple(int(n) for n in spec.data.shape)
         if dtype.kind == "O":  # ragged: encoded whole, with its element shapes
-            m.array(data_path, np.asarray(spec.data))
+            self.meta.array(data_path, np.asarray(spec.data))
             return
         if chunks is not None:
             chunk_shape = _requested_chunks(chunks, shape, spec.dims)
@@ -250,13 +205,16 @@ class _Plan:
         elif spec.stored_chunks is not None:
             chunk_shape = spec.stored_chunks
         else:
-            chunk_shape = _default_chunks(shape, dtype, spec.axes)
+            navigate = [bool(axis["navigate"]) for axis in spec.axes]
+            chunk_shape = layout.default_chunks(shape, dtype.itemsize, navigate)
         encoder = ArrayEncoder(shape, dtype, chunk_shape, compressor)
-        m.doc(f"{data_path}/{names.ZARRAY}", encoder.zarray())
+        self.meta.doc(f"{data_path}/{names.ZARRAY}", encoder.zarray())
         self.jobs.append(_DataJob(data_path, spec.data, encoder))
 
     def write(self, store: KeyValueStore, *, progress: bool, consolidated: bool) -> None:
         items = dict(self.meta.items)
+        if consolidated:
+            items[names.ZMETADATA] = self.meta.consolidated()
         # the groups down to each signal first: any later interruption reads as incomplete
         first = layout.first_keys(self.groups)
         try:
@@ -265,11 +223,10 @@ class _Plan:
             raise type(exc)(f"{store.url}: cannot write there: {exc}") from exc
         for job in self.jobs:
             _write_data(store, job, progress)
-        root_attrs = items.pop(names.ZATTRS)
+        last = [(key, items.pop(key)) for key in layout.LAST if key in items]
         store.put_many(items)
-        store.put_many({names.ZATTRS: root_attrs})
-        if consolidated:
-            store.put_many({names.ZMETADATA: self.meta.consolidated()})
+        for key, value in last:
+            store.put_many({key: value})
 
 
 def _is_dask(data: Any) -> bool:

@@ -19,8 +19,8 @@ from xarray.core import indexing
 from intake_zspy.dataset import DATA_VAR, signal_to_dataset
 from intake_zspy.errors import ZspyError, ZspyFormatError
 from intake_zspy.format import names
+from intake_zspy.format.arrays import V2Array
 from intake_zspy.format.decode import RaggedArray, ZspyFile, open_file
-from intake_zspy.format.v2array import V2Array
 from intake_zspy.storage import open_store
 
 __all__ = ["ZspyBackendArray", "ZspyBackendEntrypoint"]

@@ -8,8 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from intake_zspy.format.dicts import encode_dictionary, encode_signal_dict
+from intake_zspy.format.hierarchy import ItemEncoder
 from intake_zspy.storage import KeyInfo, KeyValueStore
-from intake_zspy.format.encode import ItemEncoder
 
 
 def uniform_axis(
@@ -72,9 +73,9 @@ def encode_store(
     enc.group("", attrs)
     enc.group("Experiments")
     for name, sig in signals.items():
-        enc.signal(f"Experiments/{name}", sig)
+        encode_signal_dict(enc, f"Experiments/{name}", sig)
     for name, (owner, model) in (models or {}).items():
-        enc.dictionary(f"Analysis/models/{name}", model, attrs={"_signal": owner})
+        encode_dictionary(enc, f"Analysis/models/{name}", model, attrs={"_signal": owner})
     if models:
         enc.group("Analysis")
         enc.group("Analysis/models")

@@ -111,7 +111,7 @@ def _rechunk(
     items: Items, path: str, data: np.ndarray, chunks: tuple[int, ...], compressor: Any
 ) -> None:
     """Store ``data`` at ``path`` again with other chunks and compressor."""
-    from intake_zspy.format.encode import ArrayEncoder
+    from intake_zspy.format.arrays import ArrayEncoder
 
     encoder = ArrayEncoder(data.shape, data.dtype, chunks, compressor)
     for key in [k for k in items if k.startswith(f"{path}/")]:
@@ -123,7 +123,7 @@ def _rechunk(
 
 def builtin_sources() -> list[Source]:
     """Small stores covering the layouts the reader handles (deterministic)."""
-    from intake_zspy.format.encode import DEFAULT_COMPRESSOR
+    from intake_zspy.format.arrays import DEFAULT_COMPRESSOR
     from tests.builders import encode_store, signal_dict, uniform_axis
 
     rng = np.random.default_rng(20260)

@@ -13,16 +13,15 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
-from intake_zspy.storage import open_store
 from intake_zspy.errors import ZspyFormatError
-from intake_zspy.format.dicts import decode_group
-from intake_zspy.format.encode import ItemEncoder, dumps
-from intake_zspy.format.hierarchy import load_hierarchy
+from intake_zspy.format.dicts import decode_group, encode_dictionary
+from intake_zspy.format.hierarchy import ItemEncoder, dumps, load_hierarchy
+from intake_zspy.storage import open_store
 
 
 def roundtrip(d: dict[str, Any]) -> dict[str, Any]:
     enc = ItemEncoder()
-    enc.dictionary("m", d)
+    encode_dictionary(enc, "m", d)
     return decode_items(enc.items)
 
 
@@ -101,12 +100,12 @@ def test_bytes_without_nul_read_back_as_text() -> None:
 
 def test_bytes_with_nul_are_refused() -> None:
     with pytest.raises(ValueError, match="NUL"):
-        ItemEncoder().dictionary("m", {"b": b"a\x00b"})
+        encode_dictionary(ItemEncoder(), "m", {"b": b"a\x00b"})
 
 
 def test_non_string_keys_are_refused_with_the_path() -> None:
     with pytest.raises(TypeError, match=r"m/sub.*\(float\)"):
-        ItemEncoder().dictionary("m", {"sub": {1.5: 1}})
+        encode_dictionary(ItemEncoder(), "m", {"sub": {1.5: 1}})
 
 
 def _doc_items(docs: dict[str, dict[str, Any]]) -> dict[str, bytes]:
@@ -184,7 +183,9 @@ def test_nested_signal_and_axes_manager() -> None:
 
 def test_legacy_ragged_shapes_name() -> None:
     enc = ItemEncoder()
-    enc.dictionary("m", {"offsets": np.array([np.zeros((2, 2)), np.ones((1, 2))], dtype=object)})
+    encode_dictionary(
+        enc, "m", {"offsets": np.array([np.zeros((2, 2)), np.ones((1, 2))], dtype=object)}
+    )
     items = {k.replace("_ragged_shapes_offsets", "ragged_shapes"): v for k, v in enc.items.items()}
     out = decode_items(items)
     assert out["offsets"][0].shape == (2, 2)

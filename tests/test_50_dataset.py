@@ -11,8 +11,8 @@ import pytest
 import xarray as xr
 
 import intake_zspy
+from intake_zspy.format.hierarchy import ItemEncoder
 from intake_zspy.storage import open_store
-from intake_zspy.format.encode import ItemEncoder
 from intake_zspy.xarray_backend import ZspyBackendEntrypoint
 from tests.builders import CountingStore, encode_store, signal_dict, uniform_axis, write_dir
 

@@ -18,7 +18,8 @@ import xarray as xr
 
 import intake_zspy
 from intake_zspy.cli import main
-from intake_zspy.format.encode import ItemEncoder
+from intake_zspy.format.dicts import encode_signal_dict
+from intake_zspy.format.hierarchy import ItemEncoder
 from tests.builders import signal_dict, uniform_axis, write_dir
 from tests.conftest import zip_directory
 from tests.s3server import upload
@@ -144,11 +145,12 @@ def build_store(path: Path, *, with_ragged: bool = True) -> Path:
     enc = ItemEncoder()
     enc.group("", {"file_format": "ZSpy", "file_format_version": "3.3"})
     enc.group("Experiments")
-    enc.signal(f"Experiments/{EELS}", eels)
+    encode_signal_dict(enc, f"Experiments/{EELS}", eels)
     enc.array(f"Experiments/{EELS}/data", eels_data(), chunks=CHUNKS)  # replaces the 1 chunk
     if with_ragged:
         axes = [uniform_axis(2, "y"), uniform_axis(3, "x")]
-        enc.signal(
+        encode_signal_dict(
+            enc,
             "Experiments/ragged",
             signal_dict(ragged_data(), axes, title="ragged", attributes={"ragged": True}),
         )

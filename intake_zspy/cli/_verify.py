@@ -3,29 +3,30 @@
 Works on the store layer directly: one listing, concurrent batches of
 :meth:`~intake_zspy.storage.KeyValueStore.get_many` (the next batch is fetched while the
 current one is decoded by a thread pool) and
-:meth:`~intake_zspy.format.v2array.V2Array.decode_chunk` for each chunk. Memory stays
+:meth:`~intake_zspy.format.arrays.V2Array.decode_chunk` for each chunk. Memory stays
 within two batches of stored bytes plus one decoded chunk per thread.
 """
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 import math
 import posixpath
 import warnings
 from collections.abc import Iterator, Mapping
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 from intake_zspy.cli import _common as c
 from intake_zspy.cli._report import ArrayCheck, Report, shown
 from intake_zspy.errors import ChunkDecodeError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
-from intake_zspy.format.v2array import batched
+from intake_zspy.format.fetch import batched, fetch_ahead
 
 if TYPE_CHECKING:
-    from intake_zspy.format.v2array import V2Array
+    from intake_zspy.format.arrays import V2Array
     from intake_zspy.storage import KeyInfo, KeyValueStore
 
 __all__ = ["verify_store"]
@@ -153,7 +154,7 @@ def _in_grid(rel: str, array: V2Array) -> bool:
 def _plan_array(
     store: KeyValueStore, path: str, doc: dict[str, Any], listing: Mapping[str, KeyInfo]
 ) -> tuple[ArrayCheck, V2Array | None, list[str]]:
-    from intake_zspy.format.v2array import ArrayMeta, V2Array
+    from intake_zspy.format.arrays import ArrayMeta, V2Array
 
     check = ArrayCheck(path)
     try:
@@ -200,17 +201,11 @@ def _check_chunks(
     batch_bytes: int,
     progress: bool,
 ) -> None:
-    batches = list(batched(work, lambda item: listing[item[2]].size or 0, batch, batch_bytes))
+    batches = batched(work, lambda item: listing[item[2]].size or 0, batch, batch_bytes)
     bar = c.progress_bar(len(work), "checking", "chunk", progress)
-    with ThreadPoolExecutor(1) as fetcher, ThreadPoolExecutor(workers) as decoders:
-        pending: Future[Any] | None = None
-        if batches:
-            pending = fetcher.submit(_fetch, store, [w[2] for w in batches[0]])
-        for i, items in enumerate(batches):
-            assert pending is not None
-            values, errors = pending.result()
-            if i + 1 < len(batches):
-                pending = fetcher.submit(_fetch, store, [w[2] for w in batches[i + 1]])
+    fetch = functools.partial(_fetch, store)
+    with ThreadPoolExecutor(workers) as decoders:
+        for items, (values, errors) in fetch_ahead(fetch, batches, lambda item: item[2]):
             futures = []
             for check, array, key in items:
                 raw = values.get(key)

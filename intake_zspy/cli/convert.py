@@ -268,30 +268,24 @@ def _copy_raw(
     store: KeyValueStore, file: ZspyFile, target: WriteTarget, consolidated: bool, progress: bool
 ) -> str:
     """Copy the stored objects unchanged: signal groups first, root attributes last."""
-    from intake_zspy.format import layout, names
-    from intake_zspy.format.encode import dumps
-    from intake_zspy.format.v2array import FETCH_BATCH, FETCH_BYTES, batched
+    from intake_zspy.format import layout
+    from intake_zspy.format.fetch import batched, fetch_ahead
+    from intake_zspy.format.hierarchy import consolidated_document
 
     listing = store.list()
-    last = [names.ZATTRS]
-    first = layout.first_keys(file.signal_names())
-    middle = [k for k in listing if k not in (*first, *last, names.ZMETADATA)]
+    first = [k for k in layout.first_keys(file.signal_names()) if k in listing]
+    middle = [k for k in listing if k not in (*first, *layout.LAST)]
     bar = c.progress_bar(len(listing), "copying", "object", progress)
     with target.staging(last=layout.LAST) as out:
-        for keys in (
-            [k for k in first if k in listing],
-            *batched(middle, lambda k: listing[k].size or 0, FETCH_BATCH, FETCH_BYTES),
-            last,
-        ):
-            values = store.get_many(keys)
+        out.put_many(store.get_many(first))  # type: ignore[arg-type]
+        batches = batched(middle, lambda k: listing[k].size or 0)
+        for keys, values in fetch_ahead(store.get_many, batches, lambda k: k):
             out.put_many({k: v for k, v in values.items() if v is not None})
             if bar is not None:
                 bar.update(len(keys))
+        out.put_many({k: v for k, v in store.get_many(layout.LAST[:1]).items() if v is not None})
         if consolidated:
-            docs = file.hierarchy.docs
-            out.put_many(
-                {names.ZMETADATA: dumps({"metadata": docs, "zarr_consolidated_format": 1})}
-            )
+            out.put_many({layout.LAST[1]: consolidated_document(file.hierarchy.docs)})
     if bar is not None:
         bar.close()
     return target.url

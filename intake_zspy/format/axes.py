@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -12,7 +13,10 @@ from intake_zspy.format import names
 from intake_zspy.format.expression import parse
 from intake_zspy.format.limits import get_limits
 
-__all__ = ["Axis", "axis_from_dict"]
+if TYPE_CHECKING:
+    from intake_zspy.format.hierarchy import ItemEncoder
+
+__all__ = ["Axis", "axis_from_dict", "encode_axis"]
 
 #: Keys of an axis dictionary that are not functional-axis parameters.
 _AXIS_KEYS = frozenset(
@@ -214,3 +218,14 @@ def axis_from_dict(d: dict[str, Any], size: int, where: str) -> Axis:
         values=values,
         raw=d,
     )
+
+
+def encode_axis(enc: ItemEncoder, path: str, axis: Mapping[str, Any]) -> None:
+    """An axis group: attrs, plus the ``axis`` vector or the functional ``x`` axis."""
+    attrs = {k: v for k, v in axis.items() if k not in (names.AXIS_VECTOR, names.FUNCTIONAL_X)}
+    attrs = {k: (names.NONE if v is None else v) for k, v in attrs.items()}
+    if names.AXIS_VECTOR in axis and axis[names.AXIS_VECTOR] is not None:
+        enc.array(f"{path}/{names.AXIS_VECTOR}", np.asarray(axis[names.AXIS_VECTOR]))
+    if isinstance(axis.get(names.FUNCTIONAL_X), Mapping):
+        encode_axis(enc, f"{path}/{names.FUNCTIONAL_X}", axis[names.FUNCTIONAL_X])
+    enc.group(path, attrs)

@@ -1,6 +1,6 @@
 """A zspy store as plain Python objects: :class:`ZspyFile` and its :class:`Signal` s.
 
-Nothing here imports xarray; arrays stay lazy (:class:`~intake_zspy.format.v2array.V2Array`)
+Nothing here imports xarray; arrays stay lazy (:class:`~intake_zspy.format.arrays.V2Array`)
 while metadata, axes and models are decoded in full.
 """
 
@@ -8,10 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 from intake_zspy.errors import (
     IncompleteStoreError,
@@ -20,80 +17,19 @@ from intake_zspy.errors import (
     ZspyVersionWarning,
 )
 from intake_zspy.format import names
-from intake_zspy.format.axes import Axis, axis_from_dict
-from intake_zspy.format.dicts import Decoder, axes_dicts, decode_group, unflatten_ragged
+from intake_zspy.format.axes import axis_from_dict
+from intake_zspy.format.dicts import Decoder, axes_dicts, decode_group
 from intake_zspy.format.hierarchy import Hierarchy, load_hierarchy
+from intake_zspy.format.model import RaggedArray, Signal
 
 if TYPE_CHECKING:
-    from intake_zspy.format.v2array import V2Array
+    from intake_zspy.format.arrays import V2Array
     from intake_zspy.storage import KeyValueStore
 
 __all__ = ["RaggedArray", "Signal", "ZspyFile", "open_file"]
 
 #: The companion of ragged data holding each element's shape (current and legacy names).
 _SHAPES_NAMES = (f"{names.RAGGED_SHAPES}{names.DATA}", names.LEGACY_RAGGED_SHAPES)
-
-
-class RaggedArray:
-    """A ragged (object) array whose elements get their shapes from a companion array."""
-
-    __slots__ = ("flat", "shapes")
-
-    def __init__(self, flat: V2Array, shapes: V2Array) -> None:
-        self.flat = flat
-        self.shapes = shapes
-
-    @property
-    def shape(self) -> tuple[int, ...]:
-        return self.flat.shape
-
-    @property
-    def dtype(self) -> np.dtype[Any]:
-        return self.flat.dtype
-
-    @property
-    def path(self) -> str:
-        return self.flat.path
-
-    @property
-    def chunks(self) -> tuple[int, ...]:
-        return self.flat.meta.chunks
-
-    def read(self, selection: tuple[slice, ...] | None = None) -> np.ndarray:
-        return unflatten_ragged(
-            self.flat.read(selection), self.shapes.read(selection), self.flat.where
-        )
-
-
-@dataclass
-class Signal:
-    """One ``Experiments/<name>`` group.
-
-    ``data`` is lazy; everything else is decoded. ``attributes`` holds what the reference
-    reader puts there (``ragged``, ``learning_results``, ...).
-    """
-
-    name: str
-    path: str
-    data: V2Array | RaggedArray
-    axes: list[Axis]
-    metadata: dict[str, Any]
-    original_metadata: dict[str, Any]
-    attributes: dict[str, Any]
-    package: str = ""
-    package_version: str = ""
-    models: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def title(self) -> str:
-        general = self.metadata.get("General", {})
-        return str(general.get("title", "")) if isinstance(general, dict) else ""
-
-    @property
-    def signal_type(self) -> str:
-        sig = self.metadata.get("Signal", {})
-        value = sig.get("signal_type", "") if isinstance(sig, dict) else ""
-        return "" if value is None else str(value)
 
 
 def _version_tuple(value: Any) -> tuple[int, ...]:

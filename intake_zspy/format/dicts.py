@@ -11,26 +11,31 @@ in their true order (children ``0 .. n-1`` sorted numerically).
 from __future__ import annotations
 
 import datetime
-import math
 import re
-from collections.abc import Collection
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from intake_zspy.errors import ZspyFormatError
 from intake_zspy.format import names
+from intake_zspy.format.arrays import unflatten_ragged
+from intake_zspy.format.axes import encode_axis
+from intake_zspy.format.hierarchy import bytes_to_text, json_safe, text_key
 
 if TYPE_CHECKING:
-    from intake_zspy.format.hierarchy import Hierarchy
+    from intake_zspy.format.hierarchy import Hierarchy, ItemEncoder
 
 __all__ = [
     "Decoder",
     "axes_dicts",
     "decode_attr_value",
     "decode_group",
+    "encode_dictionary",
+    "encode_signal_dict",
+    "encode_signal_parts",
+    "node_path",
     "signal_dict",
-    "unflatten_ragged",
 ]
 
 _DATETIME_ARGS = re.compile(r"\(([\d\s,]*)\)")
@@ -77,41 +82,6 @@ def _bytes_attr(key: str, value: Any) -> bytes:
     ):
         return bytes(value)
     raise ValueError(f"bytes attribute {key} must hold text or byte values, not {value!r}")
-
-
-def unflatten_ragged(flat: np.ndarray, shapes: np.ndarray, where: str = "") -> np.ndarray:
-    """Give each element of a ragged object array its stored shape.
-
-    Raises
-    ------
-    ZspyFormatError
-        The shape table does not match the array: another shape, or an element whose
-        length is not the product of its stored shape.
-    """
-    if shapes.shape != flat.shape:
-        raise ZspyFormatError(
-            f"{where}: ragged shape table of shape {shapes.shape} for data of shape {flat.shape}"
-        )
-    out = np.empty(flat.shape, dtype=object)
-    for index in np.ndindex(flat.shape):
-        item = flat[index]
-        shape = shapes[index]
-        if item is not None and shape is not None:
-            if not (isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu"):
-                raise ZspyFormatError(f"{where}: ragged shape {shape!r} at {index}")
-            dims = tuple(shape.tolist())
-            try:
-                item = np.asarray(item)
-            except ValueError as exc:
-                raise ZspyFormatError(f"{where}: element {index}: {exc}") from exc
-            if min(dims, default=0) < 0 or item.ndim != 1 or item.size != math.prod(dims):
-                raise ZspyFormatError(
-                    f"{where}: element {index} holds {item.size} values, its stored shape "
-                    f"{dims} needs {math.prod(dims)}"
-                )
-            item = item.reshape(dims)
-        out[index] = item
-    return out
 
 
 def _as_text(array: np.ndarray) -> np.ndarray:
@@ -290,3 +260,165 @@ def signal_dict(h: Hierarchy, path: str, decoder: Decoder | None = None) -> dict
         "axes": axes_dicts(h, path, data.ndim, decoder),
         **decoder.signal_parts(path),
     }
+
+
+# -- writing: the mirror of the above ----------------------------------------------------
+
+_SEPARATORS = re.compile(r"[/\\]+")
+_RESERVED = frozenset({"", ".", "..", *names.METADATA_DOCS, names.ZMETADATA})
+
+
+def node_path(key: str, where: str) -> str:
+    """The group or array path a dictionary key becomes, relative to its group.
+
+    As in HyperSpy (through zarr 2), ``/`` and ``\\`` in a key that holds a dictionary or
+    an array make nested groups: ``{"Sub/Group": {...}}`` is stored, and read back, as
+    ``{"Sub": {"Group": {...}}}``.
+
+    Raises
+    ------
+    ValueError
+        The key names no node zarr can store (empty, ``.``, ``..``, a metadata document
+        name such as ``.zattrs``, or a NUL character).
+    """
+    parts = [p for p in _SEPARATORS.split(key) if p]
+    if not parts or "\0" in key or any(p in _RESERVED for p in parts):
+        raise ValueError(
+            f"{where}: key {key!r} cannot be stored as a group or array name (neither zarr "
+            "nor HyperSpy can store it); rename it"
+        )
+    return "/".join(parts)
+
+
+def _list_attribute(value: list[Any] | tuple[Any, ...], where: str) -> list[Any]:
+    """A list under a key holding ``/``: a JSON list attribute, as HyperSpy reads one.
+
+    (A ``_list_`` array or group would be split at the ``/``: HyperSpy reads that back
+    as something else.) Tuples come back as lists.
+    """
+    items = json_safe(list(value), where)
+    if not all(v is None or isinstance(v, bool | int | float | str) for v in items):
+        raise ValueError(
+            f"{where}: a list of lists, dictionaries or arrays under a key holding '/' "
+            "cannot be stored so that HyperSpy reads it back; rename the key"
+        )
+    return items  # type: ignore[no-any-return]
+
+
+def _is_signal_dict(value: Any) -> bool:
+    return isinstance(value, Mapping) and "data" in value and "axes" in value
+
+
+def _sequence_array(items: list[Any] | tuple[Any, ...]) -> np.ndarray | None:
+    """A 1-D array for a homogeneous sequence of numbers or strings, else ``None``."""
+    kinds = {type(v) for v in items}
+    if len(kinds) != 1:
+        return None
+    kind = kinds.pop()
+    if kind is str:
+        return np.array(items, dtype=object)
+    if kind in (bool, int, float, complex) or issubclass(kind, np.number | np.bool_):
+        array = np.asarray(items)
+        return array if array.ndim == 1 and array.dtype.kind in "biufc" else None
+    return None
+
+
+def encode_dictionary(
+    enc: ItemEncoder, path: str, d: Mapping[str, Any], attrs: Mapping[str, Any] | None = None
+) -> None:
+    """A dictionary in HyperSpy's encoding (the mirror of ``dicts.Decoder.group``)."""
+    group_attrs: dict[str, Any] = dict(attrs or {})
+    for raw_key, value in d.items():
+        key = text_key(raw_key, path)
+        where = f"{path}/{key}" if path else key
+        node = isinstance(value, Mapping | np.ndarray) or hasattr(value, "__array_function__")
+        child = where
+        if node:
+            rel = node_path(key, where)
+            child = f"{path}/{rel}" if path else rel
+            if "/" in rel:
+                enc.parents(path, rel)
+        if isinstance(value, Mapping) and key.startswith(names.SIGNAL) and _is_signal_dict(value):
+            encode_signal_dict(enc, child, value, nested=True)
+        elif isinstance(value, Mapping):
+            encode_dictionary(enc, child, value)
+        elif value is None:
+            group_attrs[key] = names.NONE
+        elif node:
+            enc.array(child, np.asarray(value))
+        elif isinstance(value, list | tuple) and _SEPARATORS.search(key) and value:
+            group_attrs[key] = _list_attribute(value, where)
+        elif isinstance(value, list | tuple):
+            _encode_sequence(enc, path, key, value, group_attrs)
+        elif isinstance(value, bytes):
+            group_attrs[key] = bytes_to_text(value, child)
+        elif isinstance(value, np.generic):
+            group_attrs[key] = value.item()
+        elif isinstance(value, bool | int | float | str):
+            group_attrs[key] = value
+        else:
+            raise TypeError(f"{child}: cannot store a {type(value).__name__} in zspy metadata")
+    enc.group(path, group_attrs)
+
+
+def _encode_sequence(
+    enc: ItemEncoder, path: str, key: str, value: list[Any] | tuple[Any, ...], attrs: dict[str, Any]
+) -> None:
+    kind = "list" if isinstance(value, list) else "tuple"
+    prefix = f"{path}/" if path else ""
+    if key.startswith(names.AXES_MANAGER):
+        encode_dictionary(enc, f"{prefix}{key}", {str(i): v for i, v in enumerate(value)})
+        return
+    if not value:
+        attrs[f"_{kind}_empty_{key}"] = names.NONE
+        return
+    array = _sequence_array(value)
+    if array is not None:
+        enc.array(f"{prefix}_{kind}_{key}", array)
+        return
+    encode_dictionary(
+        enc, f"{prefix}_{kind}_{len(value)}_{key}", {str(i): v for i, v in enumerate(value)}
+    )
+
+
+def encode_signal_parts(
+    enc: ItemEncoder,
+    path: str,
+    parts: Mapping[str, Any],
+    axes: Sequence[Mapping[str, Any]],
+    *,
+    nested: bool = False,
+) -> None:
+    """Everything of a signal but its data (the mirror of :meth:`Decoder.signal_parts` and
+    :func:`axes_dicts`): axis groups (``axis-i``, or ``_list_<n>_axes`` for a signal
+    nested in a dictionary), ``metadata``, ``original_metadata``, ``attributes``,
+    decomposition results (``learning_results``, ``peak_learning_results`` in ``parts``)
+    and the group attributes ``package``/``package_version``.
+    """
+    if nested:
+        axes_path = f"{path}/{names.LIST}{len(axes)}_axes"
+        enc.group(axes_path)
+        for i, axis in enumerate(axes):
+            encode_axis(enc, f"{axes_path}/{i}", axis)
+    else:
+        for i, axis in enumerate(axes):
+            encode_axis(enc, f"{path}/{names.AXIS_PREFIX}{i}", axis)
+    for part in (names.METADATA, names.ORIGINAL_METADATA, names.ATTRIBUTES):
+        encode_dictionary(enc, f"{path}/{part}", parts.get(part) or {})
+    for key in (names.LEARNING_RESULTS, names.PEAK_LEARNING_RESULTS):
+        if isinstance(parts.get(key), Mapping):
+            encode_dictionary(enc, f"{path}/{key}", parts[key])
+    package = {
+        names.ATTR_PACKAGE: parts.get("package", ""),
+        names.ATTR_PACKAGE_VERSION: parts.get("package_version", ""),
+    }
+    enc.group(path, package)
+
+
+def encode_signal_dict(
+    enc: ItemEncoder, path: str, signal: Mapping[str, Any], *, nested: bool = False
+) -> None:
+    """A whole (small, in-memory) signal dictionary, e.g. ``_sig_`` in metadata (the
+    mirror of :func:`signal_dict`)."""
+    enc.array(f"{path}/{names.DATA}", np.asarray(signal["data"]))
+    encode_signal_parts(enc, path, signal, list(signal.get("axes", [])), nested=nested)

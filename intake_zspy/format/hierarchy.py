@@ -30,6 +30,7 @@ from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
 
+import numcodecs
 import numpy as np
 
 from intake_zspy.errors import (
@@ -40,13 +41,32 @@ from intake_zspy.errors import (
     ZspyFormatError,
 )
 from intake_zspy.format import names
+from intake_zspy.format.arrays import (
+    DEFAULT_COMPRESSOR,
+    ArrayEncoder,
+    ArrayMeta,
+    Box,
+    V2Array,
+    fill_boxes,
+    flatten_ragged,
+)
 from intake_zspy.format.limits import get_limits
-from intake_zspy.format.v2array import ArrayMeta, Box, V2Array, fill_boxes
 
 if TYPE_CHECKING:
     from intake_zspy.storage import KeyInfo, KeyValueStore
 
-__all__ = ["Hierarchy", "consolidated_docs", "load_hierarchy", "parse_json"]
+__all__ = [
+    "Hierarchy",
+    "ItemEncoder",
+    "bytes_to_text",
+    "consolidated_docs",
+    "consolidated_document",
+    "dumps",
+    "json_safe",
+    "load_hierarchy",
+    "parse_json",
+    "text_key",
+]
 
 
 def _join(*parts: str) -> str:
@@ -390,3 +410,124 @@ def _merge(
             StaleMetadataWarning,
             stacklevel=5,
         )
+
+
+# -- writing ----------------------------------------------------------------------------
+
+
+def dumps(doc: Mapping[str, Any]) -> bytes:
+    """Serialise a metadata document the way zarr 2 does (sorted keys, indent 4)."""
+    return json.dumps(doc, indent=4, sort_keys=True, ensure_ascii=True, allow_nan=True).encode()
+
+
+def consolidated_document(docs: Mapping[str, Any]) -> bytes:
+    """The ``.zmetadata`` of ``docs`` (the mirror of :func:`consolidated_docs`)."""
+    return dumps({"metadata": docs, "zarr_consolidated_format": 1})
+
+
+def json_safe(value: Any, where: str = "") -> Any:
+    """Plain JSON types for an attribute value (numpy scalars and arrays converted)."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, bytes):
+        value = bytes_to_text(value, where)
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, np.ndarray):
+        return json_safe(value.tolist(), where)
+    if isinstance(value, list | tuple):
+        return [json_safe(v, where) for v in value]
+    if isinstance(value, Mapping):
+        return {text_key(k, where): json_safe(v, where) for k, v in value.items()}
+    raise TypeError(f"{where}: cannot store a {type(value).__name__} as a JSON attribute")
+
+
+def text_key(key: Any, where: str) -> str:
+    """A dictionary key as text (any text is a valid attribute name)."""
+    if isinstance(key, str):
+        return key
+    if isinstance(key, int | np.integer) and not isinstance(key, bool):
+        return str(key)
+    raise TypeError(f"{where}: dictionary key {key!r} ({type(key).__name__}) is not a string")
+
+
+def bytes_to_text(value: bytes, where: str) -> str:
+    if b"\x00" in value:
+        raise ValueError(f"{where}: bytes containing NUL cannot be stored in zspy")
+    try:
+        return value.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ValueError(f"{where}: bytes that are not UTF-8 cannot be stored in zspy") from exc
+
+
+class ItemEncoder:
+    """Collects the items (``{key: bytes}``) of groups, arrays and dictionaries.
+
+    Parameters
+    ----------
+    compressor
+        Compressor for every array written through this encoder.
+    """
+
+    def __init__(self, compressor: Any = DEFAULT_COMPRESSOR) -> None:
+        self.compressor = compressor
+        self.items: dict[str, bytes] = {}
+        self.docs: dict[str, dict[str, Any]] = {}
+
+    def doc(self, key: str, doc: dict[str, Any]) -> None:
+        """A metadata document (``.zgroup``, ``.zattrs``, ``.zarray``)."""
+        self.docs[key] = doc
+        self.items[key] = dumps(doc)
+
+    def group(self, path: str, attrs: Mapping[str, Any] | None = None) -> None:
+        """A group with attributes."""
+        prefix = f"{path}/" if path else ""
+        self.doc(f"{prefix}{names.ZGROUP}", {"zarr_format": 2})
+        if attrs:
+            self.doc(f"{prefix}{names.ZATTRS}", json_safe(dict(attrs), path))
+
+    def parents(self, parent: str, rel: str) -> None:
+        """The groups a key holding ``/`` implies below ``parent`` (no attributes)."""
+        parts = rel.split("/")[:-1]
+        for i in range(1, len(parts) + 1):
+            path = "/".join(filter(None, [parent, *parts[:i]]))
+            if f"{path}/{names.ZGROUP}" not in self.docs:
+                self.doc(f"{path}/{names.ZGROUP}", {"zarr_format": 2})
+
+    def array(self, path: str, data: np.ndarray, chunks: tuple[int, ...] | None = None) -> None:
+        """A whole in-memory array (metadata arrays, axis vectors, small data)."""
+        data = np.asarray(data)
+        object_codec = None
+        if data.dtype.kind == "U":
+            data = np.char.encode(data, "utf-8")
+        if data.dtype.kind == "O":
+            data, object_codec, shapes = flatten_ragged(data, path)
+            if shapes is not None:
+                parent, name = path.rsplit("/", 1) if "/" in path else ("", path)
+                shapes_path = (
+                    f"{parent}/{names.RAGGED_SHAPES}{name}"
+                    if parent
+                    else f"{names.RAGGED_SHAPES}{name}"
+                )
+                self._object_array(shapes_path, shapes, numcodecs.VLenArray("<i8"), chunks)
+            self._object_array(path, data, object_codec, chunks)
+            return
+        encoder = ArrayEncoder(data.shape, data.dtype, chunks or data.shape, self.compressor)
+        self._write(path, encoder, data)
+
+    def _object_array(
+        self, path: str, data: np.ndarray, codec: Any, chunks: tuple[int, ...] | None
+    ) -> None:
+        encoder = ArrayEncoder(data.shape, data.dtype, chunks or data.shape, self.compressor, codec)
+        self._write(path, encoder, data)
+
+    def _write(self, path: str, encoder: ArrayEncoder, data: np.ndarray) -> None:
+        self.doc(f"{path}/{names.ZARRAY}", encoder.zarray())
+        for index in encoder.grid():
+            self.items[f"{path}/{encoder.key(index)}"] = encoder.encode_chunk(
+                data[encoder.region(index)]
+            )
+
+    def consolidated(self) -> bytes:
+        """The ``.zmetadata`` document of everything encoded so far."""
+        return consolidated_document(self.docs)

@@ -40,7 +40,8 @@ ZMETADATA: Final = ".zmetadata"
 METADATA_DOCS: Final = (ZGROUP, ZATTRS, ZARRAY)
 
 EXPERIMENTS: Final = "Experiments"
-MODELS: Final = "Analysis/models"
+ANALYSIS: Final = "Analysis"
+MODELS: Final = f"{ANALYSIS}/models"
 UNNAMED: Final = "__unnamed__"
 DATA: Final = "data"
 AXIS_PREFIX: Final = "axis-"

@@ -12,38 +12,34 @@ from __future__ import annotations
 import base64
 import itertools
 import math
-import os
 import threading
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Any, Literal
 
+import numcodecs
 import numpy as np
 
 from intake_zspy.errors import ChunkDecodeError, LimitExceededError, ZspyFormatError
 from intake_zspy.format.codecs import Pipeline
+from intake_zspy.format.fetch import THREADS, batched, fetch_ahead
 from intake_zspy.format.limits import get_limits
 
 if TYPE_CHECKING:
     from intake_zspy.storage import KeyInfo, KeyValueStore
 
 __all__ = [
-    "FETCH_BATCH",
-    "FETCH_BYTES",
+    "DEFAULT_COMPRESSOR",
+    "ArrayEncoder",
     "ArrayMeta",
+    "Box",
     "V2Array",
-    "batched",
     "fill_boxes",
+    "flatten_ragged",
     "parse_dtype",
+    "unflatten_ragged",
 ]
-
-#: Chunks fetched per round trip when reading many of them ...
-FETCH_BATCH = 256
-#: ... as long as their stored size stays within this budget. Chunks decode straight
-#: into the result, so fetched bytes are what a read holds beyond it (two batches).
-FETCH_BYTES = 64 * 2**20
-_THREADS = max(2, os.cpu_count() or 2)
 
 
 #: dtype kinds a zspy array may hold (object only with an object codec; datetimes only
@@ -460,30 +456,7 @@ def _scratch(meta: ArrayMeta) -> np.ndarray | None:
     return buf[:nbytes].view(meta.dtype).reshape(meta.chunks)
 
 
-Box = tuple["V2Array", np.ndarray, Sequence[int], Sequence[range] | None]
-
-
-T = TypeVar("T")
-
-
-def batched(
-    items: Iterable[T], size_of: Callable[[T], int], count: int, max_bytes: int
-) -> Iterator[list[T]]:
-    """Consecutive runs of ``items``: at most ``count`` items and ``max_bytes`` each.
-
-    An item larger than ``max_bytes`` makes a batch of its own.
-    """
-    batch: list[T] = []
-    size = 0
-    for item in items:
-        nbytes = size_of(item)
-        if batch and (len(batch) >= count or size + nbytes > max_bytes):
-            yield batch
-            batch, size = [], 0
-        batch.append(item)
-        size += nbytes
-    if batch:
-        yield batch
+Box = tuple[V2Array, np.ndarray, Sequence[int], Sequence[range] | None]
 
 
 def _fetch_size(item: tuple[Any, ...], sizes: Mapping[str, KeyInfo] | None) -> int:
@@ -501,8 +474,9 @@ def _fetch_size(item: tuple[Any, ...], sizes: Mapping[str, KeyInfo] | None) -> i
 def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
     """Fill boxes ``(array, out, origin, picks)`` of (possibly several) arrays of one store.
 
-    The chunks of all boxes are fetched in concurrent batches of ``FETCH_BATCH`` keys
-    (one round trip each on remote stores) and decoded by a thread pool.
+    The chunks of all boxes are fetched in concurrent batches (one round trip each on
+    remote stores; see :mod:`~intake_zspy.format.fetch`) and decoded by a thread pool
+    while the next batch is fetched.
     """
     work = [
         (array, out, origin, idx, key)
@@ -515,18 +489,192 @@ def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
         array, out, origin, idx, key = work[0]
         array.place(out, origin, idx, key, store.get(key))
         return
-    # fetch the next batch while this one decodes: transfer and CPU overlap
     sizes = store.sizes()
-    batches = list(batched(work, lambda item: _fetch_size(item, sizes), FETCH_BATCH, FETCH_BYTES))
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool, ThreadPoolExecutor(1) as fetcher:
-        pending = fetcher.submit(store.get_many, [item[4] for item in batches[0]])
-        for i, batch in enumerate(batches):
-            raws = pending.result()
-            if i + 1 < len(batches):
-                pending = fetcher.submit(store.get_many, [item[4] for item in batches[i + 1]])
+    batches = batched(work, lambda item: _fetch_size(item, sizes))
+    with ThreadPoolExecutor(max_workers=THREADS) as pool:
+        for batch, raws in fetch_ahead(store.get_many, batches, lambda item: item[4]):
             futures = [
                 pool.submit(array.place, out, origin, idx, key, raws[key])
                 for array, out, origin, idx, key in batch
             ]
             for future in futures:
                 future.result()
+
+
+# -- writing -------------------------------------------------------------------------
+
+#: HyperSpy's default: Blosc zstd, level 1, byte shuffle.
+DEFAULT_COMPRESSOR = numcodecs.Blosc(cname="zstd", clevel=1, shuffle=numcodecs.Blosc.SHUFFLE)
+
+
+def _fill_value_json(dtype: np.dtype[Any]) -> Any:
+    if dtype.kind == "O":
+        return 0
+    if dtype.kind == "b":
+        return False
+    if dtype.kind in "iu":
+        return 0
+    if dtype.kind == "f":
+        return 0.0
+    if dtype.kind == "c":
+        return [0.0, 0.0]
+    return base64.standard_b64encode(np.zeros((), dtype=dtype).tobytes()).decode()
+
+
+def _dtype_json(dtype: np.dtype[Any]) -> Any:
+    if dtype.fields is not None:
+        return [list(field) for field in dtype.descr]
+    return dtype.str
+
+
+class ArrayEncoder:
+    """Encodes one array: its ``.zarray`` document and its chunks.
+
+    Parameters
+    ----------
+    shape, dtype, chunks
+        The array's shape, numpy dtype and chunk shape.
+    compressor
+        A numcodecs codec or ``None``.
+    object_codec
+        For object arrays: the filter that serialises elements (``VLenArray``,
+        ``MsgPack``, ``VLenUTF8``).
+    """
+
+    def __init__(
+        self,
+        shape: tuple[int, ...],
+        dtype: np.dtype[Any],
+        chunks: tuple[int, ...],
+        compressor: Any = DEFAULT_COMPRESSOR,
+        object_codec: Any = None,
+    ) -> None:
+        if dtype.kind == "O" and object_codec is None:
+            raise TypeError("object arrays need an object codec")
+        self.shape = shape
+        self.dtype = dtype
+        self.chunks = tuple(
+            max(1, min(c, s)) if s else max(1, c) for c, s in zip(chunks, shape, strict=True)
+        )
+        self.compressor = compressor
+        self.filters = [object_codec] if object_codec is not None else []
+
+    def zarray(self) -> dict[str, Any]:
+        return {
+            "chunks": list(self.chunks),
+            "compressor": self.compressor.get_config() if self.compressor else None,
+            "dimension_separator": "/",
+            "dtype": _dtype_json(self.dtype),
+            "fill_value": _fill_value_json(self.dtype),
+            "filters": [f.get_config() for f in self.filters] or None,
+            "order": "C",
+            "shape": list(self.shape),
+            "zarr_format": 2,
+        }
+
+    def grid(self) -> Iterator[tuple[int, ...]]:
+        """Every chunk index, C order."""
+        return itertools.product(
+            *(range(math.ceil(s / c)) for s, c in zip(self.shape, self.chunks, strict=True))
+        )
+
+    def region(self, index: tuple[int, ...]) -> tuple[slice, ...]:
+        """The part of the array chunk ``index`` covers."""
+        return tuple(
+            slice(i * c, min((i + 1) * c, s))
+            for i, c, s in zip(index, self.chunks, self.shape, strict=True)
+        )
+
+    @staticmethod
+    def key(index: tuple[int, ...]) -> str:
+        return "/".join(map(str, index)) if index else "0"
+
+    def encode_chunk(self, block: np.ndarray) -> bytes:
+        """Encode the data of one chunk (edge chunks are padded to the full shape)."""
+        if block.shape != self.chunks:
+            padded = (
+                np.zeros(self.chunks, dtype=self.dtype)
+                if self.dtype.kind != "O"
+                else np.full(self.chunks, 0, dtype=object)
+            )
+            padded[tuple(slice(0, n) for n in block.shape)] = block
+            block = padded
+        buf: Any = np.ascontiguousarray(block, dtype=self.dtype)
+        for codec in self.filters:
+            buf = codec.encode(buf)
+        if self.compressor is not None:
+            buf = self.compressor.encode(buf)
+        return bytes(buf)
+
+
+# -- ragged (object) arrays: flattened with their shapes, and back ---------------------
+
+
+def flatten_ragged(data: np.ndarray, where: str) -> tuple[np.ndarray, Any, np.ndarray | None]:
+    """Flatten a ragged object array, choose its object codec and collect element shapes.
+
+    Elements that are numeric arrays use ``vlen-array``; other arrays (strings) and
+    lists use ``msgpack2``; plain strings use ``vlen-utf8``. Array elements are stored
+    flattened, with their shapes in a ``_ragged_shapes_`` companion.
+    """
+    items = [x for x in data.ravel() if x is not None]
+    if items and all(isinstance(x, str) for x in items):
+        return data, numcodecs.VLenUTF8(), None
+    arrays = bool(items) and all(isinstance(x, np.ndarray) for x in items)
+    numeric = arrays and all(x.dtype.kind in "biuf" for x in items)
+    element = np.result_type(*{x.dtype for x in items}) if numeric else None
+    flat = np.empty(data.shape, dtype=object)
+    shapes = np.empty(data.shape, dtype=object) if arrays else None
+    for index in np.ndindex(data.shape):
+        x: Any = data[index]
+        if arrays:
+            x = np.zeros(0, dtype=element) if x is None else np.asarray(x, dtype=element)
+            shapes[index] = np.asarray(x.shape, dtype="<i8")  # type: ignore[index]
+            x = x.ravel() if numeric else x.ravel().tolist()
+        elif isinstance(x, np.ndarray):
+            x = x.tolist()
+        flat[index] = x
+    if numeric:
+        assert element is not None
+        return flat, numcodecs.VLenArray(element.str), shapes
+    codec = numcodecs.MsgPack()
+    try:
+        codec.encode(flat.ravel())
+    except Exception as exc:
+        raise TypeError(f"{where}: object array items cannot be stored (msgpack: {exc})") from exc
+    return flat, codec, shapes
+
+
+def unflatten_ragged(flat: np.ndarray, shapes: np.ndarray, where: str = "") -> np.ndarray:
+    """Give each element of a ragged object array its stored shape.
+
+    Raises
+    ------
+    ZspyFormatError
+        The shape table does not match the array: another shape, or an element whose
+        length is not the product of its stored shape.
+    """
+    if shapes.shape != flat.shape:
+        raise ZspyFormatError(
+            f"{where}: ragged shape table of shape {shapes.shape} for data of shape {flat.shape}"
+        )
+    out = np.empty(flat.shape, dtype=object)
+    for index in np.ndindex(flat.shape):
+        item = flat[index]
+        shape = shapes[index]
+        if item is not None and shape is not None:
+            if not (isinstance(shape, np.ndarray) and shape.ndim == 1 and shape.dtype.kind in "iu"):
+                raise ZspyFormatError(f"{where}: ragged shape {shape!r} at {index}")
+            dims = tuple(shape.tolist())
+            try:
+                item = np.asarray(item)
+            except ValueError as exc:
+                raise ZspyFormatError(f"{where}: element {index}: {exc}") from exc
+            if min(dims, default=0) < 0 or item.ndim != 1 or item.size != math.prod(dims):
+                raise ZspyFormatError(
+                    f"{where}: element {index} holds {item.size} values, its stored shape "
+                    f"{dims} needs {math.prod(dims)}"
+                )
+            item = item.reshape(dims)
+        out[index] = item
+    return out

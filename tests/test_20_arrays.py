@@ -24,9 +24,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from zarr.storage import FsspecStore, LocalStore, MemoryStore
 
-from intake_zspy.storage import KeyValueStore, open_store
 from intake_zspy.errors import ChunkDecodeError, UnsupportedCodecError, ZspyFormatError
-from intake_zspy.format.v2array import ArrayMeta, V2Array
+from intake_zspy.format.arrays import ArrayMeta, V2Array
+from intake_zspy.storage import KeyValueStore, open_store
 from tests.builders import CountingStore
 
 pytestmark = pytest.mark.filterwarnings("ignore::zarr.errors.ZarrUserWarning")
@@ -44,7 +44,7 @@ def place(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Any,
         store = MemoryStore()
         yield store, store
     else:
-        url = f"memory://test-20-v2array-{uuid.uuid4().hex}/a.zspy"
+        url = f"memory://test-20-arrays-{uuid.uuid4().hex}/a.zspy"
         yield FsspecStore.from_url(url), url
         fsspec.filesystem("memory").rm(url.split("/a.zspy")[0], recursive=True)
 

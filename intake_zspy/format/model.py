@@ -1,0 +1,99 @@
+"""The in-memory model of a zspy signal: what is read (:class:`Signal`, lazy data) and
+what is written (:class:`SignalSpec`). Neither knows about xarray or storage.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from intake_zspy.format.arrays import unflatten_ragged
+
+if TYPE_CHECKING:
+    from intake_zspy.format.arrays import V2Array
+    from intake_zspy.format.axes import Axis
+
+__all__ = ["RaggedArray", "Signal", "SignalSpec"]
+
+
+class RaggedArray:
+    """A ragged (object) array whose elements get their shapes from a companion array."""
+
+    __slots__ = ("flat", "shapes")
+
+    def __init__(self, flat: V2Array, shapes: V2Array) -> None:
+        self.flat = flat
+        self.shapes = shapes
+
+    @property
+    def shape(self) -> tuple[int, ...]:
+        return self.flat.shape
+
+    @property
+    def dtype(self) -> np.dtype[Any]:
+        return self.flat.dtype
+
+    @property
+    def path(self) -> str:
+        return self.flat.path
+
+    @property
+    def chunks(self) -> tuple[int, ...]:
+        return self.flat.meta.chunks
+
+    def read(self, selection: tuple[slice, ...] | None = None) -> np.ndarray:
+        return unflatten_ragged(
+            self.flat.read(selection), self.shapes.read(selection), self.flat.where
+        )
+
+
+@dataclass
+class Signal:
+    """One ``Experiments/<name>`` group.
+
+    ``data`` is lazy; everything else is decoded. ``attributes`` holds what the reference
+    reader puts there (``ragged``, ``learning_results``, ...).
+    """
+
+    name: str
+    path: str
+    data: V2Array | RaggedArray
+    axes: list[Axis]
+    metadata: dict[str, Any]
+    original_metadata: dict[str, Any]
+    attributes: dict[str, Any]
+    package: str = ""
+    package_version: str = ""
+    models: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def title(self) -> str:
+        general = self.metadata.get("General", {})
+        return str(general.get("title", "")) if isinstance(general, dict) else ""
+
+    @property
+    def signal_type(self) -> str:
+        sig = self.metadata.get("Signal", {})
+        value = sig.get("signal_type", "") if isinstance(sig, dict) else ""
+        return "" if value is None else str(value)
+
+
+@dataclass
+class SignalSpec:
+    """Everything a writer needs to store one signal."""
+
+    group: str
+    data: Any
+    dims: list[str]
+    axes: list[dict[str, Any]]
+    metadata: dict[str, Any]
+    original_metadata: dict[str, Any] = field(default_factory=dict)
+    attributes: dict[str, Any] = field(default_factory=dict)
+    learning_results: dict[str, dict[str, Any]] = field(default_factory=dict)
+    models: dict[str, Any] = field(default_factory=dict)
+    package: str = ""
+    package_version: str = ""
+    #: The chunks of the store the data came from (``encoding["chunks"]``), if known.
+    stored_chunks: tuple[int, ...] | None = None
