@@ -50,34 +50,14 @@ from intake_zspy.dataset import (
     navigation_dims,
     partition_index,
 )
+from intake_zspy.format.decode import open_file
+from intake_zspy.ops.summary import summarize_signal
 from intake_zspy.reader import open_dataset
+from intake_zspy.storage import open_store
 
 __all__ = ["ZspySource"]
 
 _ARGS = ("urlpath", "signal", "chunks", "storage_options", "metadata")
-
-
-def _summary(ds: xr.Dataset) -> dict[str, Any]:
-    """Plain-Python (YAML-safe) description of a signal: title, type, axes with units."""
-    axes = []
-    for dim in ds[DATA_VAR].dims:
-        attrs = ds[dim].attrs if dim in ds.coords else {}
-        navigate = attrs.get("navigate")
-        axes.append(
-            {
-                "dim": str(dim),
-                "name": None if attrs.get("long_name") is None else str(attrs["long_name"]),
-                "units": None if attrs.get("units") is None else str(attrs["units"]),
-                "navigate": None if navigate is None else bool(navigate),
-                "size": int(ds.sizes[dim]),
-            }
-        )
-    return {
-        "title": str(ds.attrs.get("title", "")),
-        "signal_type": str(ds.attrs.get("signal_type", "")),
-        "signal": str(ds.attrs.get("zspy_signal", "")),
-        "axes": axes,
-    }
 
 
 class ZspySource(DataSource):
@@ -173,10 +153,18 @@ class ZspySource(DataSource):
         return self._ds
 
     def _get_schema(self) -> Schema:
-        # cache=False: reading must not keep the whole array in the source's dataset
-        ds = self._open(chunks=None, cache=False)
+        store = open_store(self.urlpath, self.storage_options or None)
+        try:
+            file = open_file(store)
+        except BaseException:
+            store.close()
+            raise
+        # cache=False: reading must not keep the whole array in the source's dataset;
+        # the dataset owns the store from here on
+        ds = open_dataset(file, signal=self.signal, chunks=None, cache=False)
         try:
             blocks = block_sizes(ds, self.chunks)
+            summary = summarize_signal(file.hierarchy, str(ds.attrs["zspy_signal"]))
         except BaseException:
             ds.close()
             raise
@@ -189,7 +177,7 @@ class ZspySource(DataSource):
             dtype=var.dtype,
             shape=tuple(int(n) for n in var.shape),
             npartitions=math.prod(grid),
-            extra_metadata=_summary(ds),
+            extra_metadata=summary,
         )
 
     @property

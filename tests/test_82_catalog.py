@@ -110,6 +110,7 @@ def test_experiments_catalog(tmp_path: Path, publish: Any) -> None:
     described = cat["SI - EELS"].describe()
     assert described["description"] == "SI / EELS (EELS), float32 6x4x8"
     assert described["metadata"]["axes"][2] == {
+        "dim": "E",
         "name": "E",
         "units": "eV",
         "navigate": False,

@@ -25,19 +25,14 @@ from fsspec.utils import glob_translate
 
 from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
-from intake_zspy.format.arrays import parse_dtype
 from intake_zspy.format.decode import ZspyFile, open_file
-from intake_zspy.format.hierarchy import Hierarchy, consolidated_docs, parse_json
+from intake_zspy.format.documents import consolidated_docs, parse_json
+from intake_zspy.format.hierarchy import Hierarchy
+from intake_zspy.ops.summary import summarize_file, summary_line
 from intake_zspy.storage import KeyInfo, SnapshotStore, StoreKind, open_store, resolve
+from intake_zspy.storage._resolve import S3_HINT, botocore_errors
 
-__all__ = [
-    "StoreInfo",
-    "describe_signal",
-    "describe_store",
-    "find_stores",
-    "summarize_file",
-    "summarize_signal",
-]
+__all__ = ["StoreInfo", "describe_store", "find_stores"]
 
 #: Threads opening zip stores at once (each needs a few reads of its central directory).
 ZIP_WORKERS = 16
@@ -55,7 +50,7 @@ _SUMMARY_DOCS = re.compile(
 class StoreInfo:
     """What the catalog knows about one store found under a URL.
 
-    ``signals`` holds one :func:`summarize_signal` dict per signal; ``error`` and
+    ``signals`` holds one :func:`~intake_zspy.ops.summarize_signal` dict per signal; ``error`` and
     ``error_type`` are set instead when the store could not be read.
     """
 
@@ -69,81 +64,11 @@ class StoreInfo:
     error_type: str | None = None
 
 
-def _plain(value: Any) -> Any:
-    """``None`` for HyperSpy's ``"_None_"``; numbers and strings as plain Python."""
-    if value is None or value == names.NONE:
-        return None
-    if isinstance(value, bool | int | float | str):
-        return value
-    return str(value)
-
-
-def summarize_signal(h: Hierarchy, name: str) -> dict[str, Any]:
-    """Title, type, shape, dtype and axes of signal ``name``, from metadata documents only.
-
-    Parameters
-    ----------
-    h
-        The store's metadata documents.
-    name
-        The ``Experiments/<name>`` group.
-
-    Returns
-    -------
-    dict
-        Plain Python values (YAML-safe): ``signal``, ``title``, ``signal_type``,
-        ``shape``, ``dtype`` and ``axes`` (``name``, ``units``, ``navigate``, ``size``).
-    """
-    path = f"{names.EXPERIMENTS}/{name}"
-    title = _plain(h.attrs(f"{path}/{names.METADATA}/General").get("title"))
-    signal_type = _plain(h.attrs(f"{path}/{names.METADATA}/Signal").get("signal_type"))
-    zarray = h.docs.get(f"{path}/{names.DATA}/{names.ZARRAY}", {})
-    shape = [int(n) for n in zarray.get("shape", [])]
-    try:
-        dtype = str(parse_dtype(zarray["dtype"]))
-    except (KeyError, TypeError, ValueError):
-        dtype = ""
-    axes = []
-    for i, size in enumerate(shape):
-        attrs = h.attrs(f"{path}/{names.AXIS_PREFIX}{i}")
-        navigate = _plain(attrs.get("navigate"))
-        axes.append(
-            {
-                "name": _plain(attrs.get("name")),
-                "units": _plain(attrs.get("units")),
-                "navigate": None if navigate is None else bool(navigate),
-                "size": size,
-            }
-        )
-    return {
-        "signal": name,
-        "title": "" if title is None else str(title),
-        "signal_type": "" if signal_type is None else str(signal_type),
-        "shape": shape,
-        "dtype": dtype,
-        "axes": axes,
-    }
-
-
-def summarize_file(file: ZspyFile) -> list[dict[str, Any]]:
-    """:func:`summarize_signal` for every signal of an opened store."""
-    return [summarize_signal(file.hierarchy, name) for name in file.signal_names()]
-
-
-def describe_signal(summary: Mapping[str, Any]) -> str:
-    """One line for a signal: ``"<title> (<signal type>), <dtype> <shape>"``."""
-    title = summary.get("title") or summary.get("signal", "")
-    kind = summary.get("signal_type") or "signal"
-    shape = "x".join(str(n) for n in summary.get("shape", [])) or "scalar"
-    dtype = summary.get("dtype", "")
-    return f"{title} ({kind}), {dtype} {shape}".strip()
-
-
 def describe_store(info: StoreInfo) -> str:
     """One line for a store: its signals, or the error that made it unreadable."""
     if info.error is not None:
         return f"unreadable zspy store: {info.error_type}: {info.error}"
-    return "; ".join(describe_signal(s) for s in info.signals)
+    return "; ".join(summary_line(s) for s in info.signals)
 
 
 def _bytes(raw: object, url: str, key: str) -> bytes:
@@ -274,7 +199,10 @@ def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
         pattern = re.compile(glob_translate(path.rstrip("/")))
     if refresh:
         fs.invalidate_cache(prefix)
-    found = fs.find(prefix, detail=True, withdirs=False)
+    try:
+        found = fs.find(prefix, detail=True, withdirs=False)
+    except botocore_errors() as exc:  # no endpoint, no credentials, ...: no OSError
+        raise StoreReadError(f"{url}: cannot list it: {exc}{S3_HINT}") from exc
     files = {fs._strip_protocol(p): int(i.get("size") or 0) for p, i in found.items()}
     if not files:
         raise StoreNotFoundError(

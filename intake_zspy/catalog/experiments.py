@@ -11,8 +11,8 @@ from intake.catalog.local import LocalCatalogEntry
 from intake_zspy import __version__
 from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.catalog._base import ZspyCatalogBase
-from intake_zspy.catalog._listing import describe_signal, summarize_file
 from intake_zspy.format.decode import open_file
+from intake_zspy.ops.summary import summarize_file, summary_line
 from intake_zspy.source import ZspySource
 from intake_zspy.storage import open_store
 
@@ -73,7 +73,7 @@ class ZspyExperimentsCatalog(ZspyCatalogBase):
         self._entries = {
             s["signal"]: LocalCatalogEntry(
                 name=s["signal"],
-                description=describe_signal(s),
+                description=summary_line(s),
                 driver=ZspySource,
                 args={
                     "urlpath": self.urlpath,

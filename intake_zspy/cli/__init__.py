@@ -44,10 +44,32 @@ Run 'intake-zspy COMMAND --help' for the options of a command.
 """
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """The argument parser of ``intake-zspy`` with every command."""
-    from intake_zspy import __version__
+class _VersionAction(argparse.Action):
+    """``--version``: looks the version up only when asked (importlib.metadata is slow)."""
 
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        kwargs.setdefault("help", "show the program's version number and exit")
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: Any,
+        option_string: str | None = None,
+    ) -> None:
+        from intake_zspy import __version__
+
+        sys.stdout.write(f"{parser.prog} {__version__}\n")
+        parser.exit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser of ``intake-zspy`` with every command.
+
+    Building it imports only the standard library and the command modules' argument
+    definitions: ``--help`` and ``--version`` never import numpy, xarray, zarr or dask.
+    """
     parser = argparse.ArgumentParser(
         prog=PROG,
         description="Inspect, check, convert, catalog and preview HyperSpy .zspy stores "
@@ -55,7 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    parser.add_argument("--version", action=_VersionAction)
     parser.add_argument(
         "--traceback",
         action="store_true",

@@ -5,14 +5,13 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import numbers
 import os
 import posixpath
 import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
-
-import numpy as np
 
 __all__ = [
     "EXIT_DAMAGED",
@@ -24,7 +23,6 @@ __all__ = [
     "add_storage_options",
     "format_bytes",
     "format_number",
-    "jsonable",
     "parse_size",
     "parse_storage_options",
     "progress_bar",
@@ -130,7 +128,7 @@ def format_bytes(n: int | None) -> str:
 
 def format_number(x: Any) -> str:
     """A short, exact-enough text for an axis value."""
-    if isinstance(x, float | np.floating):
+    if isinstance(x, numbers.Real) and not isinstance(x, numbers.Integral):
         return f"{float(x):.6g}"
     return str(x)
 
@@ -147,39 +145,10 @@ def table(rows: Sequence[Sequence[str]], indent: str = "  ") -> list[str]:
     return lines
 
 
-def jsonable(value: Any, max_items: int = 1000) -> Any:
-    """Plain JSON types for any decoded zspy value (stable, strict JSON).
-
-    Non-finite floats become ``"NaN"``, ``"Infinity"``, ``"-Infinity"`` (zarr's spelling);
-    arrays of more than ``max_items`` items become ``{"array": {"dtype", "shape"}}``.
-    """
-    if isinstance(value, np.generic):
-        value = value.item()
-    if value is None or isinstance(value, bool | int | str):
-        return value
-    if isinstance(value, float):
-        if math.isfinite(value):
-            return value
-        return "NaN" if math.isnan(value) else ("Infinity" if value > 0 else "-Infinity")
-    if isinstance(value, complex):
-        return [jsonable(value.real), jsonable(value.imag)]
-    if isinstance(value, bytes):
-        return value.decode("utf-8", errors="replace")
-    if isinstance(value, np.ndarray):
-        if value.size > max_items or value.dtype.fields is not None:
-            return {"array": {"dtype": str(value.dtype), "shape": list(value.shape)}}
-        return jsonable(value.tolist(), max_items)
-    if isinstance(value, Mapping):
-        return {str(k): jsonable(v, max_items) for k, v in value.items()}
-    if isinstance(value, list | tuple | set):
-        return [jsonable(v, max_items) for v in value]
-    if hasattr(value, "isoformat"):
-        return str(value.isoformat())
-    return str(value)
-
-
 def write_json(doc: Any, out: IO[str] | None = None) -> None:
     """Write ``doc`` as indented, key-sorted strict JSON and a newline."""
+    from intake_zspy.ops._plain import jsonable
+
     out = out or sys.stdout
     out.write(json.dumps(jsonable(doc), indent=2, sort_keys=True, allow_nan=False) + "\n")
 
@@ -241,11 +210,9 @@ def show_progress(flag: bool | None) -> bool:
 
 def progress_bar(total: int | None, desc: str, unit: str, enabled: bool) -> Any:
     """A tqdm bar on stderr, or ``None`` when disabled (see :func:`show_progress`)."""
-    if not enabled:
-        return None
-    from tqdm.auto import tqdm
+    from intake_zspy._progress import progress_bar as bar
 
-    return tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+    return bar(total, desc, unit, enabled)
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:

@@ -1,19 +1,20 @@
-"""Parse ``--chunks`` and ``--compressor`` and turn them into chunk shapes and codecs."""
+"""Parse ``--chunks`` into a :class:`~intake_zspy.ops.ChunkRule` and ``--compressor`` into
+a codec."""
 
 from __future__ import annotations
 
 import json
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake_zspy.cli._common import CliError, parse_size
-from intake_zspy.errors import UnsupportedCodecError
 
-__all__ = ["ChunkSpec", "parse_chunks", "parse_compressor"]
+if TYPE_CHECKING:
+    from intake_zspy.ops import ChunkRule
 
-#: Default budget of ``auto-signal``: as the writer's default chunks.
+__all__ = ["parse_chunks", "parse_compressor"]
+
+#: Default budget of ``auto-signal``: the writer's default chunks
+#: (:data:`intake_zspy.format.layout.TARGET_CHUNK_BYTES`).
 AUTO_SIGNAL_BYTES = 32 * 2**20
 _WHOLE = {"-1", "all", "full", "whole"}
 _SHUFFLES = {"noshuffle": 0, "shuffle": 1, "bitshuffle": 2, "0": 0, "1": 1, "2": 2}
@@ -33,82 +34,6 @@ COMPRESSOR_HELP = (
 )
 
 
-@dataclass(frozen=True)
-class ChunkSpec:
-    """A parsed ``--chunks``: by dim name, by position, or whole signals up to a size."""
-
-    by_dim: Mapping[str, int | None] = field(default_factory=dict)
-    by_position: tuple[int | None, ...] | None = None
-    auto_signal_bytes: int | None = None
-
-    def check_dims(self, all_dims: set[str]) -> None:
-        """Fail on dim names that no signal of the store has.
-
-        Raises
-        ------
-        CliError
-            A name is unknown.
-        """
-        unknown = sorted(set(self.by_dim) - all_dims)
-        if unknown:
-            raise CliError(
-                f"--chunks names dims {unknown} that no signal has; dims are {sorted(all_dims)}"
-            )
-
-    def resolve(
-        self,
-        dims: Sequence[str],
-        shape: Sequence[int],
-        stored: Sequence[int],
-        navigate: Sequence[bool],
-        itemsize: int,
-    ) -> tuple[int, ...]:
-        """The chunk shape of one signal's data.
-
-        Parameters
-        ----------
-        dims, shape, stored, navigate
-            Per dim: its name, size, stored chunk size, whether it is a navigation dim.
-        itemsize
-            Bytes per element.
-
-        Raises
-        ------
-        CliError
-            Positional chunks do not match the number of dims.
-        """
-        if self.auto_signal_bytes is not None:
-            return auto_signal(shape, navigate, itemsize, self.auto_signal_bytes)
-        if self.by_position is not None:
-            if len(self.by_position) != len(shape):
-                raise CliError(
-                    f"--chunks gives {len(self.by_position)} sizes, but a signal has "
-                    f"{len(shape)} dims {list(dims)}; name the dims instead (DIM=N,...)"
-                )
-            wanted = list(self.by_position)
-        else:
-            pairs = zip(dims, stored, strict=True)
-            wanted = [self.by_dim.get(d, s) for d, s in pairs]
-        return tuple(
-            max(1, n) if w is None else max(1, min(w, max(n, 1)))
-            for w, n in zip(wanted, shape, strict=True)
-        )
-
-
-def auto_signal(
-    shape: Sequence[int], navigate: Sequence[bool], itemsize: int, budget: int
-) -> tuple[int, ...]:
-    """Whole signals per chunk; navigation dims halved, largest first, until within budget."""
-    chunks = [max(1, n) for n in shape]
-    nav = [i for i, flag in enumerate(navigate) if flag]
-    while nav and math.prod(chunks) * itemsize > budget:
-        i = max(nav, key=lambda j: (chunks[j], j))
-        if chunks[i] == 1:
-            break
-        chunks[i] = math.ceil(chunks[i] / 2)
-    return tuple(chunks)
-
-
 def _size(text: str, what: str) -> int | None:
     t = text.strip().lower()
     if t in _WHOLE:
@@ -124,7 +49,7 @@ def _size(text: str, what: str) -> int | None:
     return value
 
 
-def parse_chunks(text: str | None) -> ChunkSpec | None:
+def parse_chunks(text: str | None) -> ChunkRule | None:
     """Parse ``--chunks`` (see :data:`CHUNKS_HELP`); ``None`` keeps the stored chunks.
 
     Raises
@@ -132,6 +57,8 @@ def parse_chunks(text: str | None) -> ChunkSpec | None:
     CliError
         The text is not a chunk specification.
     """
+    from intake_zspy.ops import ChunkRule
+
     if text is None or text.strip().lower() in ("", "keep", "stored"):
         return None
     t = text.strip()
@@ -139,17 +66,17 @@ def parse_chunks(text: str | None) -> ChunkSpec | None:
         rest = t[len("auto-signal") :]
         if rest and not rest.startswith(":"):
             raise CliError(f"--chunks {text!r}: write auto-signal or auto-signal:SIZE")
-        return ChunkSpec(auto_signal_bytes=parse_size(rest[1:]) if rest else AUTO_SIGNAL_BYTES)
+        return ChunkRule(auto_bytes=parse_size(rest[1:]) if rest else AUTO_SIGNAL_BYTES)
     parts = [p.strip() for p in t.split(",") if p.strip()]
     if all("=" in p for p in parts):
         by_dim: dict[str, int | None] = {}
         for part in parts:
             name, _, value = part.partition("=")
             by_dim[name.strip()] = _size(value, f"dim {name.strip()!r}:")
-        return ChunkSpec(by_dim=by_dim)
+        return ChunkRule(by_dim=by_dim)
     if any("=" in p for p in parts):
         raise CliError(f"--chunks {text!r}: use either DIM=N,... or N,N,... , not both")
-    return ChunkSpec(by_position=tuple(_size(p, "size") for p in parts))
+    return ChunkRule(by_position=tuple(_size(p, "size") for p in parts))
 
 
 def _int(value: str, what: str) -> int:
@@ -169,6 +96,7 @@ def parse_compressor(text: str) -> Any:
     """
     import numcodecs
 
+    from intake_zspy.errors import UnsupportedCodecError
     from intake_zspy.format.codecs import COMPRESSORS, make_codec
 
     def allowed(config: Any) -> Any:

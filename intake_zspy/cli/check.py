@@ -5,11 +5,12 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake_zspy.cli import _common as c
-from intake_zspy.cli._report import Report
-from intake_zspy.cli._verify import verify_store
+
+if TYPE_CHECKING:
+    from intake_zspy.ops import Report
 
 __all__ = ["register", "render"]
 
@@ -71,15 +72,17 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``check``."""
+    from intake_zspy.ops import verify
+
     options = c.parse_storage_options(args.storage_options)
     if args.workers < 1 or args.batch < 1:
         raise c.CliError("--workers and --batch must be at least 1")
     batch_bytes = c.parse_size(args.max_batch_bytes)
     progress = c.show_progress(args.progress)
     start = time.monotonic()
-    report = verify_store(
+    report = verify(
         args.url,
-        options,
+        storage_options=options,
         workers=args.workers,
         batch=args.batch,
         batch_bytes=batch_bytes,

@@ -1,42 +1,20 @@
-"""``intake-zspy convert``: copy a store to another URL or store type, optionally rechunked.
-
-Without ``--chunks`` or ``--compressor`` the chunk objects are copied as they are (no
-decoding, no encoding), in bounded batches, with the crash-safe order of the writer and a
-fresh ``.zmetadata``. Otherwise the copy streams through dask: each signal is opened with dask chunks that read whole
-target chunks straight from the source (or the source chunks, split afterwards, when the
-target chunks are smaller), and :func:`intake_zspy.to_zspy` encodes and writes each
-block in the task that computes it. Memory stays around a few blocks per worker thread.
-"""
+"""``intake-zspy convert``: :func:`intake_zspy.copy` from the command line."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
-import warnings
-from collections.abc import Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from intake_zspy.cli import _common as c
-from intake_zspy.cli._specs import (
-    CHUNKS_HELP,
-    COMPRESSOR_HELP,
-    ChunkSpec,
-    parse_chunks,
-    parse_compressor,
-)
-from intake_zspy.errors import StoreExistsError
+from intake_zspy.cli._info_text import describe_compressor
+from intake_zspy.cli._specs import CHUNKS_HELP, COMPRESSOR_HELP, parse_chunks, parse_compressor
 
 if TYPE_CHECKING:
-    from intake_zspy.format.decode import ZspyFile
-    from intake_zspy.storage import KeyValueStore, WriteTarget
+    from intake_zspy.storage import KeyValueStore
 
-__all__ = ["SignalPlan", "plan_signals", "register"]
-
-#: ``--compressor`` not given: use the source's.
-_KEEP = object()
+__all__ = ["register"]
 
 _EPILOG = """\
 examples:
@@ -96,106 +74,14 @@ def register(commands: Any) -> None:
     p.set_defaults(func=run)
 
 
-@dataclass
-class SignalPlan:
-    """How one signal is read and written."""
-
-    name: str
-    dims: list[str]
-    shape: tuple[int, ...]
-    stored: tuple[int, ...]
-    target: tuple[int, ...]
-    read: tuple[int, ...]
-    ragged: bool
-    compressor: dict[str, Any] | None
-
-
-def plan_signals(file: ZspyFile, spec: ChunkSpec | None) -> list[SignalPlan]:
-    """The chunks each signal is read with and written with.
-
-    Read chunks are the target chunks where those are at least the stored ones (dask then
-    reads each target chunk straight from the source), else the stored chunks (split
-    into target chunks afterwards), so every stored chunk is read about once.
-    """
-    from intake_zspy.dataset import dim_names
-    from intake_zspy.format.decode import RaggedArray
-
-    plans = []
-    for name in file.signal_names():
-        sig = file.signal(name)
-        dims = dim_names(sig.axes)
-        meta = sig.data.flat.meta if isinstance(sig.data, RaggedArray) else sig.data.meta
-        shape = meta.shape
-        stored = tuple(max(1, min(ch, n)) for ch, n in zip(meta.chunks, shape, strict=True))
-        ragged = meta.is_object
-        target = stored
-        if spec is not None and not ragged:
-            navigate = [a.navigate is not False for a in sig.axes]
-            target = spec.resolve(dims, shape, stored, navigate, meta.dtype.itemsize)
-        read = tuple(max(t, s) for t, s in zip(target, stored, strict=True))
-        plans.append(SignalPlan(name, dims, shape, stored, target, read, ragged, meta.compressor))
-    if spec is not None:
-        spec.check_dims({d for p in plans for d in p.dims})
-    return plans
-
-
-def _open_tree(store: KeyValueStore, plans: list[SignalPlan]) -> Any:
-    import xarray as xr
-
-    from intake_zspy.reader import open_dataset
-
-    nodes = {}
-    for p in plans:
-        with warnings.catch_warnings():  # the read chunks may straddle stored ones
-            warnings.filterwarnings("ignore", message=".*separate the stored chunks.*")
-            ds = open_dataset(store, signal=p.name, chunks=dict(zip(p.dims, p.read, strict=True)))
-        if p.target != p.read:
-            ds = ds.chunk(dict(zip(p.dims, p.target, strict=True)))
-        nodes[f"/{p.name}"] = ds
-    return xr.DataTree.from_dict(nodes)
-
-
-@contextmanager
-def _dask_progress(enabled: bool) -> Iterator[None]:
-    """A tqdm bar over the dask tasks run inside the block."""
-    if not enabled:
-        yield
-        return
-    from dask.callbacks import Callback
-
-    bar = c.progress_bar(0, "converting", "task", True)
-
-    class _Bar(Callback):  # type: ignore[misc]
-        def _start_state(self, dsk: Any, state: Any) -> None:
-            bar.total += sum(len(state[k]) for k in ("ready", "waiting", "running", "finished"))
-            bar.refresh()
-
-        def _posttask(self, *args: Any) -> None:
-            bar.update(1)
-
-    try:
-        with _Bar():
-            yield
-    finally:
-        bar.close()
-
-
-def _describe_chunks(plan: SignalPlan) -> str:
-    if plan.ragged:
-        return "ragged, written whole"
-    if plan.target == plan.stored:
-        return f"chunks {plan.stored} kept"
-    return f"chunks {plan.stored} -> {plan.target}"
-
-
 def run(args: argparse.Namespace) -> int:
     """Run ``convert``."""
     import dask
 
-    from intake_zspy.cli.info import describe_compressor
+    from intake_zspy.errors import StoreExistsError
     from intake_zspy.format.decode import open_file
-    from intake_zspy.storage import open_store, open_target
-    from intake_zspy.writer import to_zspy
+    from intake_zspy.ops.copy import KEEP, copy, plan_signals, source_compressor
+    from intake_zspy.storage import WriteTarget, open_store, resolve
 
     src_options = c.parse_storage_options(args.storage_options)
     dst_options = (
@@ -203,47 +89,44 @@ def run(args: argparse.Namespace) -> int:
         if args.target_storage_options is not None
         else src_options
     )
-    spec = parse_chunks(args.chunks)
-    compressor: Any = _KEEP if args.compressor is None else parse_compressor(args.compressor)
+    rule = parse_chunks(args.chunks)
+    compressor: Any = KEEP if args.compressor is None else parse_compressor(args.compressor)
     if args.workers is not None and args.workers < 1:
         raise c.CliError("--workers must be at least 1")
-    store_type = args.store_type
-    target = open_target(args.dst, dst_options, store_type)
+    target = WriteTarget(resolve(args.dst, dst_options, mode="w", store_type=args.store_type))
     if target.exists() and not args.overwrite:
         raise StoreExistsError(f"{target.url}: already exists; pass --overwrite to replace it")
-    progress = c.show_progress(args.progress)
     start = time.monotonic()
     with open_store(args.src, src_options) as store:
-        file = open_file(store)
-        plans = plan_signals(file, spec)
-        if compressor is _KEEP:
-            compressor = _source_compressor(plans[0])
+        try:
+            plans = plan_signals(open_file(store), rule)
+        except ValueError as exc:
+            raise c.CliError(f"--{exc}") from exc  # "chunks names dims ...": the option
+        shown = source_compressor(plans[0]) if compressor == KEEP else compressor
         kind = {"prefix": "key prefix"}.get(target.kind, target.kind)
         lines = [f"{store.url} -> {target.url} ({kind})"]
-        lines += [f"  {p.name}: {_describe_chunks(p)}" for p in plans]
+        lines += [f"  {p.name}: {p.describe()}" for p in plans]
         lines.append(
-            "  compressor: " + describe_compressor(compressor.get_config() if compressor else None)
+            "  compressor: " + describe_compressor(shown.get_config() if shown else None)
         )
         if args.dry_run:
             sys.stdout.write("\n".join(lines) + "\n")
             return c.EXIT_OK
         sys.stderr.write("\n".join(lines) + "\n")
-        if spec is None and args.compressor is None:
-            url = _copy_raw(store, file, target, args.consolidated, progress)
-            return _report(url, dst_options, store, start)
-        tree = _open_tree(store, plans)
         config: dict[str, Any] = {"scheduler": "threads"}
         if args.workers is not None:
             config["num_workers"] = args.workers
-        with dask.config.set(config), _dask_progress(progress):
-            url = to_zspy(
-                tree,
+        with dask.config.set(config):
+            url = copy(
+                store,
                 args.dst,
-                storage_options=dst_options,
-                store_type=store_type,
-                overwrite=args.overwrite,
+                chunks=rule,
                 compressor=compressor,
+                store_type=args.store_type,
+                overwrite=args.overwrite,
                 consolidated=args.consolidated,
+                target_storage_options=dst_options,
+                progress=c.show_progress(args.progress),
             )
         return _report(url, dst_options, store, start)
 
@@ -254,46 +137,10 @@ def _report(url: str, options: dict[str, Any], source: KeyValueStore, start: flo
 
     source_bytes = sum(i.size or 0 for i in source.list().values())
     with open_store(url, options) as written:
-        written_file = open_file(written)
+        count = len(open_file(written).signal_names())
         stored = sum(i.size or 0 for i in written.list().values())
-        count = len(written_file.signal_names())
     sys.stdout.write(
         f"wrote {url}: {count} signal{'s' if count != 1 else ''}, {c.format_bytes(stored)} "
         f"(source {c.format_bytes(source_bytes)}) in {time.monotonic() - start:.1f} s\n"
     )
     return c.EXIT_OK
-
-
-def _copy_raw(
-    store: KeyValueStore, file: ZspyFile, target: WriteTarget, consolidated: bool, progress: bool
-) -> str:
-    """Copy the stored objects unchanged: signal groups first, root attributes last."""
-    from intake_zspy.format import layout
-    from intake_zspy.format.fetch import batched, fetch_ahead
-    from intake_zspy.format.hierarchy import consolidated_document
-
-    listing = store.list()
-    first = [k for k in layout.first_keys(file.signal_names()) if k in listing]
-    middle = [k for k in listing if k not in (*first, *layout.LAST)]
-    bar = c.progress_bar(len(listing), "copying", "object", progress)
-    with target.staging(last=layout.LAST) as out:
-        out.put_many(store.get_many(first))  # type: ignore[arg-type]
-        batches = batched(middle, lambda k: listing[k].size or 0)
-        for keys, values in fetch_ahead(store.get_many, batches, lambda k: k):
-            out.put_many({k: v for k, v in values.items() if v is not None})
-            if bar is not None:
-                bar.update(len(keys))
-        out.put_many({k: v for k, v in store.get_many(layout.LAST[:1]).items() if v is not None})
-        if consolidated:
-            out.put_many({layout.LAST[1]: consolidated_document(file.hierarchy.docs)})
-    if bar is not None:
-        bar.close()
-    return target.url
-
-
-def _source_compressor(plan: SignalPlan) -> Any:
-    from intake_zspy.format.codecs import COMPRESSORS, make_codec
-
-    if not plan.compressor:
-        return None
-    return make_codec(plan.compressor, f"signal {plan.name!r}", COMPRESSORS)

@@ -6,11 +6,14 @@ import argparse
 import re
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from intake_zspy.cli import _common as c
 
-__all__ = ["make_preview", "parse_pixels", "register"]
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+__all__ = ["make_preview", "parse_pixels", "preview_figure", "register"]
 
 #: Bytes per dask chunk while summing (bounds memory: a few chunks per thread).
 PREVIEW_CHUNK_BYTES = "32MiB"
@@ -25,8 +28,9 @@ examples:
 The left panel sums the data over its navigation dims (a spectrum, or an image for 2-D
 signals); the right one sums it over the signal dims (the navigation image, or a line
 for a 1-D scan). Axes carry the stored names, units and calibrated values; the title
-comes from the metadata. Complex data is shown as magnitudes, RGB records as the sum of
-their channels. The sums are computed lazily, chunk by chunk.
+comes from the metadata. Stored markers (points, texts, lines) are drawn on their panel,
+those of every navigation position at once. Complex data is shown as magnitudes, RGB
+records as the sum of their channels. The sums are computed lazily, chunk by chunk.
 """
 
 
@@ -90,13 +94,37 @@ def make_preview(
     CliError
         The signal cannot be previewed, or matplotlib is missing.
     """
+    import io
+
+    fig = preview_figure(url, storage_options, signal=signal, size=size, dpi=dpi, log=log)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=dpi)
+    return buf.getvalue()
+
+
+def preview_figure(
+    url: str,
+    storage_options: Mapping[str, Any],
+    *,
+    signal: str | None = None,
+    size: tuple[int, int] | None = None,
+    dpi: int = DEFAULT_DPI,
+    log: bool = False,
+) -> Figure:
+    """The preview of one signal of a store as a matplotlib Figure (Agg canvas).
+
+    Raises
+    ------
+    CliError
+        The signal cannot be previewed, or matplotlib is missing.
+    """
     try:
         import matplotlib  # noqa: F401
     except ImportError as exc:
         raise c.CliError("preview needs matplotlib: pip install intake-zspy[preview]") from exc
     import dask
 
-    from intake_zspy.cli._render import compute_sums, draw
+    from intake_zspy.cli._render import compute_sums, make_figure
     from intake_zspy.reader import open_dataset
     from intake_zspy.storage import open_store
 
@@ -113,9 +141,19 @@ def make_preview(
         sums = compute_sums(ds)
     panels = (sums.signal is not None) + (sums.navigation is not None)
     size = size or ((1200, 480) if panels > 1 else (640, 480))
+    return make_figure(sums, source_line(url, ds), size=size, dpi=dpi, log=log)
+
+
+def source_line(url: str, ds: Any) -> str:
+    """The store's name, and the signal's group when it says more than the title."""
+    from intake_zspy.format.names import UNNAMED
+
     name = str(url).rstrip("/").rsplit("/", 1)[-1]
-    source = f"{name}: {ds.attrs.get('zspy_signal', '')}"
-    return draw(sums, source, size=size, dpi=dpi, log=log)
+    group = str(ds.attrs.get("zspy_signal") or "")
+    title = str(ds.attrs.get("title") or "")
+    if not group or group == UNNAMED or group == title.replace("/", "-"):
+        return name
+    return f"{name}: {group}"
 
 
 def run(args: argparse.Namespace) -> int:

@@ -1,4 +1,7 @@
-"""The engine of ``intake-zspy check``: verify documents, structure and every chunk.
+"""Verify a store: its documents, its zspy structure and every chunk of every array.
+
+:func:`verify` is what ``intake-zspy check`` runs; it returns a
+:class:`~intake_zspy.ops.Report` instead of raising on what it finds.
 
 Works on the store layer directly: one listing, concurrent batches of
 :meth:`~intake_zspy.storage.KeyValueStore.get_many` (the next batch is fetched while the
@@ -19,23 +22,23 @@ from collections.abc import Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
-from intake_zspy.cli import _common as c
-from intake_zspy.cli._report import ArrayCheck, Report, shown
+from intake_zspy._progress import progress_bar
 from intake_zspy.errors import ChunkDecodeError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.fetch import batched, fetch_ahead
+from intake_zspy.format.hierarchy import parse_json
+from intake_zspy.ops._plain import jsonable
+from intake_zspy.ops._report import ArrayCheck, Report, shown
 
 if TYPE_CHECKING:
     from intake_zspy.format.arrays import V2Array
     from intake_zspy.storage import KeyInfo, KeyValueStore
 
-__all__ = ["verify_store"]
+__all__ = ["verify"]
 
 
 def _fetch(store: KeyValueStore, keys: list[str]) -> tuple[dict[str, bytes | None], dict[str, str]]:
     """Fetch ``keys`` in one batch; if the batch fails, key by key to name the culprits."""
-    from intake_zspy.cli import describe_error
-
     try:
         return store.get_many(keys), {}
     except Exception:  # noqa: BLE001 - any failure: retry key by key to find the culprits
@@ -45,18 +48,9 @@ def _fetch(store: KeyValueStore, keys: list[str]) -> tuple[dict[str, bytes | Non
             try:
                 values[key] = store.get(key)
             except Exception as exc:  # noqa: BLE001 - reported, with its type
-                message = describe_error(exc)
-                if not message.startswith(type(exc).__name__):
-                    message = f"{type(exc).__name__}: {message}"
-                errors[key] = f"cannot be read: {message}"
+                message = " ".join(str(exc).split())
+                errors[key] = f"cannot be read: {type(exc).__name__}: {message}"
         return values, errors
-
-
-def _parse_doc(raw: bytes) -> dict[str, Any]:
-    doc = json.loads(raw.decode("utf-8"))
-    if not isinstance(doc, dict):
-        raise TypeError(f"a JSON {type(doc).__name__}, not an object")
-    return doc
 
 
 def _canonical(doc: Any) -> str:
@@ -77,23 +71,20 @@ def _check_documents(
                 raise ValueError(errors[key])
             if raw is None:
                 raise ValueError("listed but gone when read")
-            docs[key] = _parse_doc(raw)
-        except (
-            ValueError,
-            TypeError,
-        ) as exc:  # includes JSON and Unicode errors  # includes JSON and Unicode errors
-            report.bad_documents[key] = str(exc)
+            docs[key] = parse_json(raw, store.url, key)
+        except ValueError as exc:  # ZspyFormatError, LimitExceededError: bounded parsing
+            report.bad_documents[key] = str(exc).removeprefix(f"{store.url}: ")
             report.problems.append(f"invalid metadata document {key}: {exc}")
     if names.ZMETADATA in listing:
         try:
             raw = raws.get(names.ZMETADATA)
             if raw is None:
                 raise ValueError(errors.get(names.ZMETADATA, "listed but gone when read"))
-            meta = _parse_doc(raw).get("metadata")
+            meta = parse_json(raw, store.url, names.ZMETADATA).get("metadata")
             if not isinstance(meta, dict):
                 raise TypeError("no 'metadata' mapping")
         except (ValueError, TypeError) as exc:
-            report.bad_documents[names.ZMETADATA] = str(exc)
+            report.bad_documents[names.ZMETADATA] = str(exc).removeprefix(f"{store.url}: ")
             report.problems.append(f"invalid metadata document {names.ZMETADATA}: {exc}")
         else:
             meta = {k.lstrip("/"): v for k, v in meta.items()}
@@ -165,7 +156,7 @@ def _plan_array(
         check.error = str(exc).removeprefix(f"{store.url}: ")
         return check, None, []
     check.shape, check.chunks = list(meta.shape), list(meta.chunks)
-    check.dtype, check.fill_value = str(meta.dtype), c.jsonable(meta.fill_value)
+    check.dtype, check.fill_value = str(meta.dtype), jsonable(meta.fill_value)
     check.expected = math.prod(meta.grid)
     prefix = f"{path}/" if path else ""
     present = set()
@@ -202,7 +193,7 @@ def _check_chunks(
     progress: bool,
 ) -> None:
     batches = batched(work, lambda item: listing[item[2]].size or 0, batch, batch_bytes)
-    bar = c.progress_bar(len(work), "checking", "chunk", progress)
+    bar = progress_bar(len(work), "checking", "chunk", progress)
     fetch = functools.partial(_fetch, store)
     with ThreadPoolExecutor(workers) as decoders:
         for items, (values, errors) in fetch_ahead(fetch, batches, lambda item: item[2]):
@@ -228,10 +219,10 @@ def _check_chunks(
         bar.close()
 
 
-def verify_store(
+def verify(
     url: str,
-    storage_options: Mapping[str, Any],
     *,
+    storage_options: Mapping[str, Any] | None = None,
     workers: int = 8,
     batch: int = 128,
     batch_bytes: int = 64 * 10**6,
@@ -261,7 +252,7 @@ def verify_store(
     StoreNotFoundError
         Nothing exists at ``url``.
     """
-    from intake_zspy.cli.info import store_kind
+    from intake_zspy.ops.describe import store_description
     from intake_zspy.storage import open_store
 
     report = Report(url)
@@ -271,7 +262,7 @@ def verify_store(
         report.problems.append(str(exc))
         return report
     with store:
-        report.url, report.kind = store.url, store_kind(store)
+        report.url, report.kind = store.url, store_description(store)
         listing = store.list()
         docs = _check_documents(store, listing, report)
         _check_structure(store, docs, report)
