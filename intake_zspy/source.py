@@ -50,10 +50,9 @@ from intake_zspy.dataset import (
     navigation_dims,
     partition_index,
 )
-from intake_zspy.format.decode import open_file
+from intake_zspy.format.decode import open_url
 from intake_zspy.ops.summary import summarize_signal
 from intake_zspy.reader import open_dataset
-from intake_zspy.storage import open_store
 
 __all__ = ["ZspySource"]
 
@@ -153,12 +152,7 @@ class ZspySource(DataSource):
         return self._ds
 
     def _get_schema(self) -> Schema:
-        store = open_store(self.urlpath, self.storage_options or None)
-        try:
-            file = open_file(store)
-        except BaseException:
-            store.close()
-            raise
+        file = open_url(self.urlpath, self.storage_options or None)
         # cache=False: reading must not keep the whole array in the source's dataset;
         # the dataset owns the store from here on
         ds = open_dataset(file, signal=self.signal, chunks=None, cache=False)

@@ -23,14 +23,15 @@ from typing import Any, Literal
 
 import numpy as np
 import xarray as xr
+from numcodecs.abc import Codec
 
-from intake_zspy.dataset import dataset_to_signal
+from intake_zspy.dataset_write import dataset_to_signal
 from intake_zspy.errors import StoreExistsError
 from intake_zspy.format import layout, names
 from intake_zspy.format.arrays import DEFAULT_COMPRESSOR, ArrayEncoder
 from intake_zspy.format.hierarchy import ItemEncoder
 from intake_zspy.format.model import SignalSpec
-from intake_zspy.storage import KeyValueStore, StoreKind, open_target
+from intake_zspy.storage import KeyValueStore, StoreKind, WriteTarget, open_target
 
 __all__ = ["DEFAULT_COMPRESSOR", "to_zspy"]
 
@@ -45,7 +46,7 @@ def to_zspy(
     storage_options: Mapping[str, Any] | None = None,
     store_type: StoreKind | Literal["local"] | None = None,
     overwrite: bool = False,
-    compressor: Any = DEFAULT_COMPRESSOR,
+    compressor: Codec | None = DEFAULT_COMPRESSOR,
     chunks: Mapping[str, int] | Sequence[int] | None = None,
     consolidated: bool = True,
     progress: bool = False,
@@ -60,13 +61,15 @@ def to_zspy(
         DataTree whose nodes with data each become one ``Experiments/`` signal.
     urlpath
         Where to write: a local path, ``s3://bucket/run.zspy``, ``memory://...``, a path
-        or URL ending in ``.zip``, or ``zip::<url>``.
+        or URL ending in ``.zip``, or ``zip::<url>``. Name stores ``.zspy`` (HyperSpy's
+        ``hs.load`` recognises them by that extension), zip stores included.
     storage_options
         Passed to fsspec (e.g. s3fs credentials and ``client_kwargs``).
     store_type
         ``"directory"`` (a nested directory, HyperSpy's default; a key prefix on remote
-        storage), ``"zip"`` (one file) or ``None`` to infer it from the URL (``.zip`` or
-        ``zip::`` means zip). ``"local"`` is accepted for ``"directory"``.
+        storage), ``"zip"`` (one file, e.g. ``run.zspy`` with ``store_type="zip"``) or
+        ``None`` to infer it from the URL (``.zip`` or ``zip::`` means zip). ``"local"`` is
+        accepted for ``"directory"``.
     overwrite
         Replace an existing store. The old store is only removed once the new one is
         complete: locally the new store is written to a temporary sibling and swapped
@@ -74,7 +77,8 @@ def to_zspy(
         to a temporary prefix first, then copied over the old one with its root
         attributes last.
     compressor
-        A numcodecs compressor; HyperSpy's default is Blosc zstd level 1 with shuffle.
+        A numcodecs compressor, or ``None`` for none; HyperSpy's default is Blosc zstd
+        level 1 with shuffle.
     chunks
         Chunk shape of the data, by dim name or as a tuple. Default: the dask chunks of
         dask data, else the chunks of the store the data was read from (kept in
@@ -85,12 +89,17 @@ def to_zspy(
         Show a progress bar while data chunks are written.
     signal_dims
         Signal dims of objects whose coordinates carry no ``navigate`` attrs (see
-        :func:`intake_zspy.dataset.dataset_to_signal`).
+        :func:`intake_zspy.dataset_write.dataset_to_signal`).
 
     Returns
     -------
     str
         The URL written.
+
+    Warns
+    -----
+    ZspyNameWarning
+        A zip store whose name does not end in ``.zspy`` (``hs.load`` would not load it).
 
     Raises
     ------
@@ -100,9 +109,34 @@ def to_zspy(
     TypeError, ValueError
         The object cannot be stored as zspy; raised before anything is written.
     """
-    specs = _signal_specs(obj, signal_dims)
-    plan = _Plan(specs, compressor, chunks)  # validates and encodes metadata up front
-    target = open_target(urlpath, storage_options, store_type)
+    return write_to(
+        obj,
+        open_target(urlpath, storage_options, store_type),
+        overwrite=overwrite,
+        compressor=compressor,
+        chunks=chunks,
+        consolidated=consolidated,
+        progress=progress,
+        signal_dims=signal_dims,
+    )
+
+
+def write_to(
+    obj: xr.DataArray | xr.Dataset | xr.DataTree,
+    target: WriteTarget,
+    *,
+    overwrite: bool = False,
+    compressor: Any = DEFAULT_COMPRESSOR,
+    chunks: Mapping[str, int] | Sequence[int] | None = None,
+    consolidated: bool = True,
+    progress: bool = False,
+    signal_dims: int | Sequence[str] | None = None,
+) -> str:
+    """:func:`to_zspy` into an opened :class:`~intake_zspy.storage.WriteTarget`.
+
+    Everything is validated and the metadata encoded before the first byte is written.
+    """
+    plan = _Plan(_signal_specs(obj, signal_dims), compressor, chunks)
     if target.exists() and not overwrite:
         raise StoreExistsError(f"{target.url}: already exists; pass overwrite=True to replace it")
     with target.staging(last=layout.LAST) as store:
@@ -177,7 +211,7 @@ class _Plan:
     def __init__(
         self,
         specs: list[SignalSpec],
-        compressor: Any,
+        compressor: Codec | None,
         chunks: Mapping[str, int] | Sequence[int] | None,
     ) -> None:
         self.meta = ItemEncoder(compressor)
@@ -189,7 +223,10 @@ class _Plan:
         layout.encode_models(self.meta, specs)
 
     def _signal(
-        self, spec: SignalSpec, compressor: Any, chunks: Mapping[str, int] | Sequence[int] | None
+        self,
+        spec: SignalSpec,
+        compressor: Codec | None,
+        chunks: Mapping[str, int] | Sequence[int] | None,
     ) -> None:
         dtype = np.dtype(spec.data.dtype)
         _check_dtype(dtype, spec.group)

@@ -20,8 +20,7 @@ from intake_zspy.dataset import DATA_VAR, signal_to_dataset
 from intake_zspy.errors import ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.arrays import V2Array
-from intake_zspy.format.decode import RaggedArray, ZspyFile, open_file
-from intake_zspy.storage import open_store
+from intake_zspy.format.decode import RaggedArray, ZspyFile, open_url
 
 __all__ = ["ZspyBackendArray", "ZspyBackendEntrypoint"]
 
@@ -83,16 +82,36 @@ def _dataset(file: ZspyFile, name: str | None, drop_variables: Iterable[str] | N
     return ds
 
 
+def _groups(
+    file: ZspyFile, wanted: str | None, drop_variables: Iterable[str] | None
+) -> dict[str, xr.Dataset]:
+    """The root group (the file's attributes) and one group per signal (or the one wanted)."""
+    signals = [file.resolve_name(wanted)] if wanted else file.signal_names()
+    root_attrs = {
+        names.ATTR_FILE_FORMAT: names.FILE_FORMAT,
+        names.ATTR_FORMAT_VERSION: file.format_version,
+    }
+    groups = {"/": xr.Dataset(attrs=root_attrs)}
+    groups["/"].encoding["source"] = file.url
+    groups.update({f"/{n}": _dataset(file, n, drop_variables) for n in signals})
+    return groups
+
+
 @contextlib.contextmanager
 def _opened(
     filename_or_obj: Any, storage_options: Mapping[str, Any] | None, consolidated: bool | None
 ) -> Iterator[ZspyFile]:
-    """The opened file; its store is closed if anything fails before the caller returns."""
-    store = open_store(filename_or_obj, storage_options)
+    """The opened file (``filename_or_obj`` itself if it is one, e.g. from the intake
+    source); its store is closed if anything fails before the caller returns."""
+    file = (
+        filename_or_obj
+        if isinstance(filename_or_obj, ZspyFile)
+        else open_url(filename_or_obj, storage_options, consolidated=consolidated)
+    )
     try:
-        yield open_file(store, consolidated=consolidated)
+        yield file
     except BaseException:
-        store.close()
+        file.store.close()
         raise
 
 
@@ -143,16 +162,7 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
         consolidated: bool | None = None,
     ) -> dict[str, xr.Dataset]:
         with _opened(filename_or_obj, storage_options, consolidated) as file:
-            wanted = _signal_name(group)
-            signals = [file.resolve_name(wanted)] if wanted else file.signal_names()
-            root_attrs = {
-                names.ATTR_FILE_FORMAT: names.FILE_FORMAT,
-                names.ATTR_FORMAT_VERSION: file.format_version,
-            }
-            groups = {"/": xr.Dataset(attrs=root_attrs)}
-            groups["/"].encoding["source"] = file.url
-            drop = _as_list(drop_variables)
-            groups.update({f"/{n}": _dataset(file, n, drop) for n in signals})
+            groups = _groups(file, _signal_name(group), _as_list(drop_variables))
         groups["/"].set_close(file.store.close)
         return groups
 
@@ -165,16 +175,12 @@ class ZspyBackendEntrypoint(BackendEntrypoint):
         storage_options: Mapping[str, Any] | None = None,
         consolidated: bool | None = None,
     ) -> xr.DataTree:
-        groups = self.open_groups_as_dict(
-            filename_or_obj,
-            drop_variables=drop_variables,
-            group=group,
-            storage_options=storage_options,
-            consolidated=consolidated,
-        )
-        with _mapping(groups["/"].encoding.get("source", ""), "the store"):
-            tree = xr.DataTree.from_dict(groups)
-        tree.set_close(groups["/"]._close)
+        with _opened(filename_or_obj, storage_options, consolidated) as file:
+            groups = _groups(file, _signal_name(group), _as_list(drop_variables))
+            with _mapping(file.url, "the store"):
+                tree = xr.DataTree.from_dict(groups)
+        # the root node owns the store: tree.close() closes every node
+        tree.set_close(file.store.close)
         return tree
 
     def guess_can_open(self, filename_or_obj: Any) -> bool:

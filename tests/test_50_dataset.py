@@ -11,8 +11,10 @@ import pytest
 import xarray as xr
 
 import intake_zspy
+import intake_zspy.storage
+from intake_zspy.errors import ZspyFormatError
 from intake_zspy.format.hierarchy import ItemEncoder
-from intake_zspy.storage import open_store
+from intake_zspy.storage import KeyValueStore, open_store
 from intake_zspy.xarray_backend import ZspyBackendEntrypoint
 from tests.builders import CountingStore, encode_store, signal_dict, uniform_axis, write_dir
 
@@ -147,6 +149,55 @@ def test_datatree_has_one_node_per_signal(tmp_path: Path) -> None:
     assert tree["second"].attrs["models"] == {}
     tree_engine = xr.open_datatree(path, engine="zspy", chunks={})
     assert isinstance(tree_engine["first"]["data"].data, dask.array.Array)
+
+
+def _track_closes(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Make every store the backend opens record its closing in the returned list."""
+    closed: list[str] = []
+
+    def tracked(*args: Any, **kwargs: Any) -> KeyValueStore:
+        store = open_store(*args, **kwargs)
+        monkeypatch.setattr(store, "close", lambda: closed.append(store.url))
+        return store
+
+    monkeypatch.setattr(intake_zspy.storage, "open_store", tracked)
+    return closed
+
+
+def test_closing_the_tree_or_its_root_group_closes_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_dir(two_signal_items(), tmp_path / "two.zspy")
+    closed = _track_closes(monkeypatch)
+    for open_tree in (
+        intake_zspy.open_datatree,
+        lambda p: xr.open_datatree(p, engine="zspy", chunks={}),
+    ):
+        tree = open_tree(path)
+        assert closed == []
+        np.testing.assert_array_equal(tree["second"]["data"].values, np.ones(5, "u1"))
+        tree.close()
+        assert len(closed) == 1
+        closed.clear()
+    groups = ZspyBackendEntrypoint().open_groups_as_dict(path)
+    assert closed == []
+    groups["/"].close()
+    assert len(closed) == 1
+
+
+def test_a_tree_that_cannot_be_built_closes_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    path = write_dir(two_signal_items(), tmp_path / "two.zspy")
+    closed = _track_closes(monkeypatch)
+
+    def refuse(cls: type, groups: Any, *args: Any, **kwargs: Any) -> xr.DataTree:
+        raise ValueError("node names clash")
+
+    monkeypatch.setattr(xr.DataTree, "from_dict", classmethod(refuse))
+    with pytest.raises(ZspyFormatError, match="cannot be represented in xarray"):
+        intake_zspy.open_datatree(path)
+    assert len(closed) == 1
 
 
 def test_signal_selection(tmp_path: Path) -> None:

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 import intake_zspy
+from intake_zspy.errors import ZspyNameWarning
 from intake_zspy.writer import to_zspy
 from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
 from tests.test_50_dataset import eels_signal
@@ -162,8 +163,9 @@ def test_round_trip_to_s3(eels_store: Path, s3_bucket: str, s3_storage_options: 
     url = f"s3://{s3_bucket}/out.zspy"
     to_zspy(original, url, storage_options=opts)
     assert_same_dataset(intake_zspy.open_dataset(url, storage_options=opts), original.load())
-    zipped = f"s3://{s3_bucket}/out.zip"
-    original.zspy.to_zspy(zipped, storage_options=opts)
+    zipped = f"s3://{s3_bucket}/out.zip"  # a zip store, from the name
+    with pytest.warns(ZspyNameWarning, match=r"out\.zip.*hs\.load .*'\.zspy'"):
+        original.zspy.to_zspy(zipped, storage_options=opts)
     assert_same_dataset(intake_zspy.open_dataset(zipped, storage_options=opts), original.load())
 
 
@@ -293,6 +295,6 @@ def test_signal_with_uniform_axis_helper() -> None:
     # builders' axes are what HyperSpy writes; the writer emits the same keys
     expected = set(uniform_axis(3))
     da = xr.DataArray(np.zeros(3), dims=["x"], coords={"x": [0.0, 1.0, 2.0]})
-    from intake_zspy.dataset import dataset_to_signal
+    from intake_zspy.dataset_write import dataset_to_signal
 
     assert set(dataset_to_signal(da).axes[0]) == expected

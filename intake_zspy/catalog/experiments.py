@@ -11,10 +11,9 @@ from intake.catalog.local import LocalCatalogEntry
 from intake_zspy import __version__
 from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.catalog._base import ZspyCatalogBase
-from intake_zspy.format.decode import open_file
+from intake_zspy.format.decode import open_url
 from intake_zspy.ops.summary import summarize_file, summary_line
 from intake_zspy.source import ZspySource
-from intake_zspy.storage import open_store
 
 __all__ = ["ZspyExperimentsCatalog"]
 
@@ -66,8 +65,8 @@ class ZspyExperimentsCatalog(ZspyCatalogBase):
         super().__init__(metadata=check_mapping("metadata", metadata), **kwargs)
 
     def _load(self) -> None:
-        with open_store(self.urlpath, self._options or None) as store:
-            file = open_file(store)
+        file = open_url(self.urlpath, self._options or None)
+        with file.store:
             summaries = summarize_file(file)
             self.metadata["zspy_format_version"] = file.format_version
         self._entries = {

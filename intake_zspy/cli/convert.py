@@ -79,9 +79,9 @@ def run(args: argparse.Namespace) -> int:
     import dask
 
     from intake_zspy.errors import StoreExistsError
-    from intake_zspy.format.decode import open_file
+    from intake_zspy.format.decode import open_url
     from intake_zspy.ops.copy import KEEP, copy, plan_signals, source_compressor
-    from intake_zspy.storage import WriteTarget, open_store, resolve
+    from intake_zspy.storage import WriteTarget, resolve
 
     src_options = c.parse_storage_options(args.storage_options)
     dst_options = (
@@ -97,18 +97,17 @@ def run(args: argparse.Namespace) -> int:
     if target.exists() and not args.overwrite:
         raise StoreExistsError(f"{target.url}: already exists; pass --overwrite to replace it")
     start = time.monotonic()
-    with open_store(args.src, src_options) as store:
+    file = open_url(args.src, src_options)
+    with file.store as store:
         try:
-            plans = plan_signals(open_file(store), rule)
+            plans = plan_signals(file, rule)
         except ValueError as exc:
             raise c.CliError(f"--{exc}") from exc  # "chunks names dims ...": the option
         shown = source_compressor(plans[0]) if compressor == KEEP else compressor
         kind = {"prefix": "key prefix"}.get(target.kind, target.kind)
         lines = [f"{store.url} -> {target.url} ({kind})"]
         lines += [f"  {p.name}: {p.describe()}" for p in plans]
-        lines.append(
-            "  compressor: " + describe_compressor(shown.get_config() if shown else None)
-        )
+        lines.append("  compressor: " + describe_compressor(shown.get_config() if shown else None))
         if args.dry_run:
             sys.stdout.write("\n".join(lines) + "\n")
             return c.EXIT_OK
@@ -132,13 +131,13 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _report(url: str, options: dict[str, Any], source: KeyValueStore, start: float) -> int:
-    from intake_zspy.format.decode import open_file
-    from intake_zspy.storage import open_store
+    from intake_zspy.format.decode import open_url
 
     source_bytes = sum(i.size or 0 for i in source.list().values())
-    with open_store(url, options) as written:
-        count = len(open_file(written).signal_names())
-        stored = sum(i.size or 0 for i in written.list().values())
+    written = open_url(url, options)
+    with written.store:
+        count = len(written.signal_names())
+        stored = sum(i.size or 0 for i in written.store.list().values())
     sys.stdout.write(
         f"wrote {url}: {count} signal{'s' if count != 1 else ''}, {c.format_bytes(stored)} "
         f"(source {c.format_bytes(source_bytes)}) in {time.monotonic() - start:.1f} s\n"

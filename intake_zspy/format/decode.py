@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from intake_zspy.errors import (
@@ -26,7 +27,7 @@ if TYPE_CHECKING:
     from intake_zspy.format.arrays import V2Array
     from intake_zspy.storage import KeyValueStore
 
-__all__ = ["RaggedArray", "Signal", "ZspyFile", "open_file"]
+__all__ = ["RaggedArray", "Signal", "ZspyFile", "open_file", "open_url"]
 
 #: The companion of ragged data holding each element's shape (current and legacy names).
 _SHAPES_NAMES = (f"{names.RAGGED_SHAPES}{names.DATA}", names.LEGACY_RAGGED_SHAPES)
@@ -192,3 +193,28 @@ def open_file(store: KeyValueStore, *, consolidated: bool | None = None) -> Zspy
         The store was left incomplete by an interrupted writer.
     """
     return ZspyFile(load_hierarchy(store, consolidated))
+
+
+def open_url(
+    urlpath: Any,
+    storage_options: Mapping[str, Any] | None = None,
+    *,
+    consolidated: bool | None = None,
+) -> ZspyFile:
+    """Open the store at ``urlpath`` (see :func:`~intake_zspy.storage.open_store`) and
+    load its metadata (:func:`open_file`).
+
+    On remote storage ``.zmetadata`` is fetched together with the store's listing, in
+    one round trip. A store opened here is closed again if its metadata cannot be
+    loaded (a store passed in stays open).
+    """
+    from intake_zspy.storage import open_store
+
+    prefetch = () if consolidated is False else (names.ZMETADATA,)
+    store = open_store(urlpath, storage_options, prefetch=prefetch)
+    try:
+        return open_file(store, consolidated=consolidated)
+    except BaseException:
+        if store is not urlpath:
+            store.close()
+        raise

@@ -19,9 +19,9 @@ import numpy as np
 
 from intake_zspy.errors import ZspyFormatError
 from intake_zspy.format import names
-from intake_zspy.format.arrays import unflatten_ragged
 from intake_zspy.format.axes import encode_axis
-from intake_zspy.format.hierarchy import bytes_to_text, json_safe, text_key
+from intake_zspy.format.documents import bytes_to_text, json_safe, text_key
+from intake_zspy.format.ragged import unflatten_ragged
 
 if TYPE_CHECKING:
     from intake_zspy.format.hierarchy import Hierarchy, ItemEncoder

@@ -14,16 +14,17 @@ zarr writes it. Every other document is fetched from its own key, and when it di
 with ``.zmetadata`` the store's document wins, with a
 :class:`~intake_zspy.errors.StaleMetadataWarning`. Modification times play no part: they
 say nothing about content, and uploads reorder them.
+
+Writing, :class:`ItemEncoder` is the mirror of :class:`Hierarchy`: it collects the
+documents and encoded chunks of groups and arrays, and their ``.zmetadata``. The JSON of
+the documents, both ways, is :mod:`~intake_zspy.format.documents`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 import posixpath
 import warnings
-import zlib
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -32,11 +33,11 @@ from typing import TYPE_CHECKING, Any
 
 import numcodecs
 import numpy as np
+from numcodecs.abc import Codec
 
 from intake_zspy.errors import (
     LimitExceededError,
     StaleMetadataWarning,
-    UnsafePathError,
     ZspyError,
     ZspyFormatError,
 )
@@ -48,9 +49,17 @@ from intake_zspy.format.arrays import (
     Box,
     V2Array,
     fill_boxes,
-    flatten_ragged,
+)
+from intake_zspy.format.documents import (
+    consolidated_docs,
+    consolidated_document,
+    dumps,
+    json_safe,
+    parse_json,
+    vouched,
 )
 from intake_zspy.format.limits import get_limits
+from intake_zspy.format.ragged import flatten_ragged
 
 if TYPE_CHECKING:
     from intake_zspy.storage import KeyInfo, KeyValueStore
@@ -58,64 +67,15 @@ if TYPE_CHECKING:
 __all__ = [
     "Hierarchy",
     "ItemEncoder",
-    "bytes_to_text",
-    "consolidated_docs",
     "consolidated_document",
     "dumps",
-    "json_safe",
     "load_hierarchy",
     "parse_json",
-    "text_key",
 ]
 
 
 def _join(*parts: str) -> str:
     return "/".join(p for p in parts if p)
-
-
-def parse_json(raw: bytes, url: str, key: str) -> dict[str, Any]:
-    """A metadata document, bounded in size and depth.
-
-    Raises
-    ------
-    ZspyFormatError
-        Not valid UTF-8 JSON, or not a JSON object.
-    LimitExceededError
-        Larger than ``max_document_bytes`` or nested deeper than ``max_depth``.
-    """
-    limits = get_limits()
-    if len(raw) > limits.max_document_bytes:
-        raise LimitExceededError(
-            f"{url}: {key!r} is {len(raw)} bytes, more than the limit of "
-            f"{limits.max_document_bytes} (intake_zspy.set_limits(max_document_bytes=...))"
-        )
-    try:
-        doc = json.loads(raw.decode("utf-8"))
-    except RecursionError as exc:
-        raise LimitExceededError(f"{url}: {key!r} is nested too deeply") from exc
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ZspyFormatError(f"{url}: {key!r} is not valid JSON: {exc}") from exc
-    if not isinstance(doc, dict):
-        raise ZspyFormatError(f"{url}: {key!r} is not a JSON object")
-    if _depth(doc) > limits.max_depth:
-        raise LimitExceededError(
-            f"{url}: {key!r} is nested deeper than the limit of {limits.max_depth} levels"
-        )
-    return doc
-
-
-def _depth(value: Any) -> int:
-    """Nesting depth of a JSON value (iterative: no recursion limit to hit)."""
-    deepest = 0
-    stack = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        deepest = max(deepest, depth)
-        if isinstance(item, dict):
-            stack.extend((v, depth + 1) for v in item.values())
-        elif isinstance(item, list):
-            stack.extend((v, depth + 1) for v in item)
-    return deepest
 
 
 class Hierarchy:
@@ -315,66 +275,9 @@ def _is_zarray(key: str) -> bool:
     return posixpath.basename(key) == names.ZARRAY
 
 
-def consolidated_docs(raw: bytes, url: str) -> dict[str, dict[str, Any]]:
-    """The documents inside a ``.zmetadata``, keyed like the store.
-
-    Raises
-    ------
-    ZspyFormatError
-        Not a consolidated metadata document, or an entry that is not a metadata
-        document of a safe key.
-    """
-    from intake_zspy.storage import check_key
-
-    doc = parse_json(raw, url, names.ZMETADATA)
-    meta = doc.get("metadata")
-    if not isinstance(meta, dict) or not all(isinstance(v, dict) for v in meta.values()):
-        raise ZspyFormatError(f"{url}: {names.ZMETADATA} has no valid 'metadata' mapping")
-    docs = {}
-    for key, value in meta.items():
-        key = key.lstrip("/")
-        try:
-            check_key(key, url)
-        except UnsafePathError as exc:
-            raise UnsafePathError(f"{url}: {names.ZMETADATA}: {exc}") from None
-        if posixpath.basename(key) not in names.METADATA_DOCS:
-            raise ZspyFormatError(
-                f"{url}: {names.ZMETADATA} holds {key!r}, which is not a zarr v2 metadata document"
-            )
-        docs[key] = value
-    return docs
-
-
 def _fetch_docs(store: KeyValueStore, keys: Sequence[str]) -> dict[str, dict[str, Any]]:
     raws = store.get_many(keys)
     return {k: parse_json(v, store.url, k) for k, v in raws.items() if v is not None}
-
-
-def serializations(doc: Mapping[str, Any]) -> list[bytes]:
-    """The bytes zarr writers store for ``doc``: zarr 2 (and HyperSpy, and intake-zspy)
-    sort keys with an indent of 4; zarr 3 keeps the order with an indent of 2."""
-    return [
-        json.dumps(doc, indent=4, sort_keys=True, ensure_ascii=True, allow_nan=True).encode(),
-        json.dumps(doc, indent=2, allow_nan=True).encode(),
-    ]
-
-
-def _vouched(doc: Mapping[str, Any] | None, info: KeyInfo) -> bool:
-    """Whether the listing's content hash proves the stored document equals ``doc``."""
-    if doc is None or info.digest is None:
-        return False
-    algorithm, _, expected = info.digest.partition(":")
-    for candidate in serializations(doc):
-        if info.size is not None and len(candidate) != info.size:
-            continue
-        if (
-            algorithm == "md5"
-            and hashlib.md5(candidate, usedforsecurity=False).hexdigest() == expected
-        ):
-            return True
-        if algorithm == "crc32" and f"{zlib.crc32(candidate):08x}" == expected:
-            return True
-    return False
 
 
 def _reconcile(
@@ -384,7 +287,7 @@ def _reconcile(
     listing: Mapping[str, KeyInfo],
 ) -> None:
     """Make consolidated ``docs`` agree with the store's own documents."""
-    suspects = [k for k in listed if not _vouched(docs.get(k), listing[k])]
+    suspects = [k for k in listed if not vouched(docs.get(k), listing[k])]
     gone = sorted(set(docs) - set(listed))
     _merge(store.url, docs, _fetch_docs(store, suspects), gone)
 
@@ -415,51 +318,6 @@ def _merge(
 # -- writing ----------------------------------------------------------------------------
 
 
-def dumps(doc: Mapping[str, Any]) -> bytes:
-    """Serialise a metadata document the way zarr 2 does (sorted keys, indent 4)."""
-    return json.dumps(doc, indent=4, sort_keys=True, ensure_ascii=True, allow_nan=True).encode()
-
-
-def consolidated_document(docs: Mapping[str, Any]) -> bytes:
-    """The ``.zmetadata`` of ``docs`` (the mirror of :func:`consolidated_docs`)."""
-    return dumps({"metadata": docs, "zarr_consolidated_format": 1})
-
-
-def json_safe(value: Any, where: str = "") -> Any:
-    """Plain JSON types for an attribute value (numpy scalars and arrays converted)."""
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, bytes):
-        value = bytes_to_text(value, where)
-    if value is None or isinstance(value, bool | int | float | str):
-        return value
-    if isinstance(value, np.ndarray):
-        return json_safe(value.tolist(), where)
-    if isinstance(value, list | tuple):
-        return [json_safe(v, where) for v in value]
-    if isinstance(value, Mapping):
-        return {text_key(k, where): json_safe(v, where) for k, v in value.items()}
-    raise TypeError(f"{where}: cannot store a {type(value).__name__} as a JSON attribute")
-
-
-def text_key(key: Any, where: str) -> str:
-    """A dictionary key as text (any text is a valid attribute name)."""
-    if isinstance(key, str):
-        return key
-    if isinstance(key, int | np.integer) and not isinstance(key, bool):
-        return str(key)
-    raise TypeError(f"{where}: dictionary key {key!r} ({type(key).__name__}) is not a string")
-
-
-def bytes_to_text(value: bytes, where: str) -> str:
-    if b"\x00" in value:
-        raise ValueError(f"{where}: bytes containing NUL cannot be stored in zspy")
-    try:
-        return value.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise ValueError(f"{where}: bytes that are not UTF-8 cannot be stored in zspy") from exc
-
-
 class ItemEncoder:
     """Collects the items (``{key: bytes}``) of groups, arrays and dictionaries.
 
@@ -469,7 +327,7 @@ class ItemEncoder:
         Compressor for every array written through this encoder.
     """
 
-    def __init__(self, compressor: Any = DEFAULT_COMPRESSOR) -> None:
+    def __init__(self, compressor: Codec | None = DEFAULT_COMPRESSOR) -> None:
         self.compressor = compressor
         self.items: dict[str, bytes] = {}
         self.docs: dict[str, dict[str, Any]] = {}
@@ -516,7 +374,7 @@ class ItemEncoder:
         self._write(path, encoder, data)
 
     def _object_array(
-        self, path: str, data: np.ndarray, codec: Any, chunks: tuple[int, ...] | None
+        self, path: str, data: np.ndarray, codec: Codec, chunks: tuple[int, ...] | None
     ) -> None:
         encoder = ArrayEncoder(data.shape, data.dtype, chunks or data.shape, self.compressor, codec)
         self._write(path, encoder, data)

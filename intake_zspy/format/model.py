@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from intake_zspy.format.arrays import unflatten_ragged
+from intake_zspy.format.ragged import unflatten_ragged
 
 if TYPE_CHECKING:
     from intake_zspy.format.arrays import V2Array

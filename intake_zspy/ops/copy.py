@@ -121,7 +121,9 @@ def _size(value: Any) -> int | None:
     if value is None or value == -1:
         return None
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ValueError(f"chunk size {value!r}: pass an integer >= 1, or -1/None for the whole dim")
+        raise ValueError(
+            f"chunk size {value!r}: pass an integer >= 1, or -1/None for the whole dim"
+        )
     return value
 
 
@@ -234,17 +236,17 @@ def copy(
     ValueError
         ``chunks`` does not fit the store's signals.
     """
-    from intake_zspy.format.decode import open_file
-    from intake_zspy.storage import open_store, open_target
+    from intake_zspy.format.decode import open_url
+    from intake_zspy.storage import open_target
     from intake_zspy.writer import write_to
 
     dst_options = storage_options if target_storage_options is None else target_storage_options
     target = open_target(dst, dst_options, store_type)
     if target.exists() and not overwrite:
         raise StoreExistsError(f"{target.url}: already exists; pass overwrite=True to replace it")
-    store = open_store(src, storage_options)
+    file = open_url(src, storage_options)
+    store = file.store
     try:
-        file = open_file(store)
         plans = plan_signals(file, chunks)
         if chunks is None and compressor == KEEP:
             return _copy_raw(store, file, target, consolidated, progress)

@@ -178,10 +178,10 @@ def describe(
     StoreNotFoundError, ZspyFormatError, SignalNotFoundError
         As :func:`intake_zspy.open_dataset`.
     """
-    from intake_zspy.format.decode import open_file
-    from intake_zspy.storage import open_store
+    from intake_zspy.format.decode import open_url
 
-    with open_store(url, storage_options) as store:
+    file = open_url(url, storage_options)
+    with file.store:
         return describe_file(
-            open_file(store), signal=signal, metadata=metadata, original_metadata=original_metadata
+            file, signal=signal, metadata=metadata, original_metadata=original_metadata
         )

@@ -8,7 +8,10 @@ reading, writing, catalogs and the command line; :func:`open_store` gives a
 
 from __future__ import annotations
 
+from intake_zspy.storage._fsspec import FsspecStore
+from intake_zspy.storage._keys import KeyInfo, check_key
 from intake_zspy.storage._kinds import STORE_KINDS, StoreKind
+from intake_zspy.storage._local import DirectoryStore
 from intake_zspy.storage._resolve import (
     CREDENTIAL_KEYS,
     S3_MAX_POOL_CONNECTIONS,
@@ -17,16 +20,9 @@ from intake_zspy.storage._resolve import (
     resolve,
     strip_credentials,
 )
-from intake_zspy.storage._stores import (
-    DirectoryStore,
-    FsspecStore,
-    KeyInfo,
-    KeyValueStore,
-    SnapshotStore,
-    ZarrStoreAdapter,
-    check_key,
-)
+from intake_zspy.storage._stores import KeyValueStore, SnapshotStore
 from intake_zspy.storage._target import WriteTarget, open_target
+from intake_zspy.storage._zarr import ZarrStoreAdapter
 
 __all__ = [
     "CREDENTIAL_KEYS",

@@ -11,6 +11,7 @@ prefix) and returns the :class:`~intake_zspy.storage.KeyValueStore` to read it.
 from __future__ import annotations
 
 import os
+import sys
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -26,16 +27,12 @@ from intake_zspy.errors import (
     StoreReadError,
     ZspyFormatError,
 )
+from intake_zspy.storage._fsspec import FsspecStore, cat_or_none, list_fs
+from intake_zspy.storage._keys import check_key
 from intake_zspy.storage._kinds import StoreKind
-from intake_zspy.storage._stores import (
-    _ZIP_ERRORS,
-    DirectoryStore,
-    FsspecStore,
-    KeyValueStore,
-    ZarrStoreAdapter,
-    _cat_or_none,
-    _list_fs,
-)
+from intake_zspy.storage._local import DirectoryStore
+from intake_zspy.storage._stores import ZIP_ERRORS, KeyValueStore
+from intake_zspy.storage._zarr import ZarrStoreAdapter
 
 __all__ = [
     "CREDENTIAL_KEYS",
@@ -150,7 +147,7 @@ def resolve(
         raise ImportError(f"{url}: {exc}" + (f" (install {hint})" if hint else "")) from exc
     except FileNotFoundError as exc:  # a chained URL opens its target at once
         raise StoreNotFoundError(f"{url}: no such file or object") from exc
-    except _ZIP_ERRORS as exc:
+    except ZIP_ERRORS as exc:
         raise DamagedStoreError(f"{url}: damaged or truncated zip file: {exc}") from exc
     if mode == "w":
         protocols = {fs.protocol} if isinstance(fs.protocol, str) else set(fs.protocol)
@@ -168,6 +165,17 @@ def resolve(
         local: StoreKind | None = "directory" if os.path.isdir(path) else None
         return Location(fs, path, url, local if os.path.exists(path) else None)
     return Location(fs, path, url, None)
+
+
+#: Appended to the errors botocore raises before a request gets an answer.
+S3_HINT = " (check the endpoint_url and the credentials in storage_options)"
+
+
+def botocore_errors() -> tuple[type[Exception], ...]:
+    """botocore's own errors (no endpoint, no credentials, ...), which are no ``OSError``:
+    empty until s3fs has imported botocore, as none can be raised before."""
+    module = sys.modules.get("botocore.exceptions")
+    return () if module is None else (module.BotoCoreError,)
 
 
 def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
@@ -259,17 +267,21 @@ def open_store(
             raise StoreNotFoundError(f"{url}: no such file or directory")
         return _open_zip(fs, path, url)
     # one round trip: the listing (directory or zip?) and the prefetched keys, concurrently
+    for key in prefetch:
+        check_key(key, url)
     root = path.rstrip("/")
     try:
         with ThreadPoolExecutor(max_workers=1 + len(prefetch)) as pool:
-            listed = pool.submit(_list_fs, fs, path)
-            early = {k: pool.submit(_cat_or_none, fs, f"{root}/{k}") for k in prefetch}
+            listed = pool.submit(list_fs, fs, path)
+            early = {k: pool.submit(cat_or_none, fs, f"{root}/{k}") for k in prefetch}
             listing = listed.result()
             prefetched = {k: f.result() for k, f in early.items()}
     except FileNotFoundError as exc:
         raise StoreNotFoundError(f"{url}: no such object or prefix") from exc
     except OSError as exc:
         raise StoreReadError(f"{url}: cannot list the store: {exc}") from exc
+    except botocore_errors() as exc:
+        raise StoreReadError(f"{url}: cannot list the store: {exc}{S3_HINT}") from exc
     if listing and set(listing) != {""}:
         return FsspecStore(fs, path, url, listing=listing, prefetched=prefetched)
     if not fs.isfile(path):

@@ -14,8 +14,10 @@ import contextlib
 import os
 import posixpath
 import shutil
+import sys
 import tempfile
 import uuid
+import warnings
 import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any, Literal
@@ -23,9 +25,12 @@ from typing import Any, Literal
 import fsspec
 from fsspec.implementations.local import LocalFileSystem
 
+from intake_zspy.errors import ZspyNameWarning
+from intake_zspy.storage._fsspec import FsspecStore
 from intake_zspy.storage._kinds import StoreKind
+from intake_zspy.storage._local import DirectoryStore
 from intake_zspy.storage._resolve import Location, resolve
-from intake_zspy.storage._stores import DirectoryStore, FsspecStore, KeyValueStore
+from intake_zspy.storage._stores import KeyValueStore
 
 __all__ = ["WriteTarget", "open_target"]
 
@@ -37,12 +42,39 @@ def open_target(
 ) -> WriteTarget:
     """Where a store is written: see :func:`~intake_zspy.storage.resolve` (``mode="w"``).
 
+    Warns
+    -----
+    ZspyNameWarning
+        A zip store whose name does not end in ``.zspy``: HyperSpy's ``hs.load`` picks
+        its reader by extension and would not load it.
+
     Raises
     ------
     TypeError, ValueError
         As :func:`~intake_zspy.storage.resolve`.
     """
-    return WriteTarget(resolve(urlpath, storage_options, mode="w", store_type=store_type))
+    location = resolve(urlpath, storage_options, mode="w", store_type=store_type)
+    name = posixpath.basename(location.path.rstrip("/"))
+    if location.kind == "zip" and not name.lower().endswith(".zspy"):
+        warnings.warn(
+            f"{location.url}: HyperSpy's hs.load recognises zspy stores by the '.zspy' "
+            f"extension and will not load {name!r}; write the zip store to a '.zspy' name "
+            "with store_type='zip' (intake-zspy reads it either way)",
+            ZspyNameWarning,
+            stacklevel=_caller_outside_package(),
+        )
+    return WriteTarget(location)
+
+
+def _caller_outside_package() -> int:
+    """The ``stacklevel`` of the first caller outside intake-zspy, for a warning issued
+    by :func:`open_target`: it then points at the user's line."""
+    level, frame = 2, sys._getframe(2)
+    while frame.f_back is not None and frame.f_globals.get("__name__", "").startswith(
+        "intake_zspy."
+    ):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 class WriteTarget:
