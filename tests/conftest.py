@@ -13,10 +13,17 @@ from typing import Any
 import fsspec
 import pytest
 
-pytest_plugins = ["tests.s3server", "tests.hyperspy.plugin"]
+pytest_plugins = ["tests.s3server", "tests.hyperspy.plugin", "tests.writer_places"]
 
-#: HyperSpy's own test files, shared with the developers (absent on some machines).
-CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus-dev"
+# shared test suites outside test modules: assertions rewritten like a test module's
+pytest.register_assert_rewrite("tests.store_conformance")
+
+#: HyperSpy's own test files, shared with the developers (absent on some machines): the
+#: folder $INTAKE_ZSPY_CORPUS names, else ../shared/corpus-dev beside the project.
+CORPUS = Path(
+    os.environ.get("INTAKE_ZSPY_CORPUS")
+    or Path(__file__).resolve().parents[2] / "shared" / "corpus-dev"
+).expanduser()
 
 STORE_KINDS = ["directory", "zip", "memory", pytest.param("s3", marks=pytest.mark.s3)]
 
