@@ -13,7 +13,8 @@ import yaml
 
 import intake_zspy
 from intake_zspy.cli import main
-from intake_zspy.cli._render import compute_sums
+from intake_zspy.cli._render import compute_sums, read_markers
+from intake_zspy.cli.preview import preview_figure
 from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
 from tests.conftest import zip_directory
 from tests.s3server import upload
@@ -112,6 +113,175 @@ def test_preview_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str]) ->
     assert out.read_bytes() == b"keep me"
     assert main(["preview", str(store), "-o", str(out), "--overwrite", "--size", "400x300"]) == 0
     assert read_png(out).shape == (300, 400)
+
+
+# -- layout, labels and markers --------------------------------------------------------
+
+CORPUS = Path("/work/shared/corpus-dev")
+
+
+def ragged(*items: Any) -> np.ndarray:
+    """An object array with one entry per navigation position (HyperSpy's ragged markers)."""
+    out = np.empty(len(items), dtype=object)
+    for i, item in enumerate(items):
+        out[i] = np.asarray(item)
+    return out
+
+
+POINTS = ragged([[1.0, 2.0]], [[3.0, 1.0], [4.0, 0.5]], [[0.5, 0.5]])
+TEXTS_AT = ragged([[2.0, 2.0]], [[1.0, 3.0]], [[3.0, 3.0]])
+TEXTS = ragged(["first"], ["second"], ["third"])
+SEGMENTS = np.array([[[0.0, 300.0], [2.0, 900.0]]])
+
+
+def marker_store(path: Path) -> Path:
+    """Unnamed axes, no title; points and texts per navigation position, a line on the
+    navigator."""
+    data = np.arange(3 * 4 * 5, dtype="<f4").reshape(3, 4, 5)
+    axes = [
+        uniform_axis(3, None),
+        uniform_axis(4, None, "nm", navigate=False),
+        uniform_axis(5, None, navigate=False),
+    ]
+    markers = {
+        "Points": {
+            "class": "Points",
+            "name": "Points",
+            "plot_on_signal": True,
+            "offset_transform": "data",
+            "kwargs": {"offsets": POINTS, "sizes": (10,), "units": "points", "color": "red"},
+        },
+        "Texts": {
+            "class": "Texts",
+            "plot_on_signal": True,
+            "kwargs": {"offsets": TEXTS_AT, "texts": TEXTS},
+        },
+        "Lines": {"class": "Lines", "plot_on_signal": False, "kwargs": {"segments": SEGMENTS}},
+    }
+    sig = signal_dict(data, axes, title="", metadata={"Markers": markers})
+    return write_dir(encode_store({"__unnamed__": sig}), path)
+
+
+def drawn(ax: Any, name: str) -> list[Any]:
+    """The artists of the marker set ``name`` on ``ax``."""
+    artists = [*ax.collections, *ax.texts]
+    return [a for a in artists if a.get_label() == f"marker {name}"]
+
+
+def test_preview_draws_stored_markers(tmp_path: Path) -> None:
+    fig = preview_figure(str(marker_store(tmp_path / "m.zspy")), {})
+    signal_ax, nav_ax = fig.axes
+    (points,) = drawn(signal_ax, "Points")
+    np.testing.assert_array_equal(points.get_offsets(), np.concatenate(list(POINTS)))
+    assert tuple(points.get_facecolor()[0]) == (1.0, 0.0, 0.0, 1.0)  # the stored colour
+    texts = drawn(signal_ax, "Texts")
+    assert [t.get_text() for t in texts] == ["first", "second", "third"]
+    assert [t.get_position() for t in texts] == [(2.0, 2.0), (1.0, 3.0), (3.0, 3.0)]
+    assert drawn(signal_ax, "Lines") == []  # plot_on_signal False: on the navigator only
+    (lines,) = drawn(nav_ax, "Lines")
+    np.testing.assert_array_equal(lines.get_segments(), SEGMENTS)
+    # the view stays the data's: the image extent (pixel edges), not the markers'
+    assert signal_ax.get_xlim() == (-0.5, 4.5)
+
+
+def test_preview_of_unnamed_axes_and_untitled_signal(tmp_path: Path) -> None:
+    fig = preview_figure(str(marker_store(tmp_path / "m.zspy")), {})
+    signal_ax, nav_ax = fig.axes
+    assert (signal_ax.get_xlabel(), signal_ax.get_ylabel()) == ("axis 2", "axis 1 (nm)")
+    assert nav_ax.get_xlabel() == "axis 0"
+    assert signal_ax.get_title() == "signal, summed over navigation (axis 0)"
+    assert nav_ax.get_title() == "navigation, summed over the signal (axis 1, axis 2)"
+    assert fig.get_suptitle() == "untitled\nm.zspy"  # no "__unnamed__", once or twice
+    eels = preview_figure(str(build_store(tmp_path / "si.zspy")), {})
+    assert eels.get_suptitle() == "EELS SI / core-loss  [EELS]\nsi.zspy"  # group = title
+    sig = signal_dict(np.ones((2, 3)), title="a title")
+    other = write_dir(encode_store({"another name": sig}), tmp_path / "o.zspy")
+    assert preview_figure(str(other), {}).get_suptitle() == "a title\no.zspy: another name"
+
+
+def test_colour_bar_label_clears_the_next_panel(tmp_path: Path) -> None:
+    """The left image's colour bar and its label end well before the right panel's
+    labels, and nothing spills out of the picture (measured on the rendered figure)."""
+    store = str(image_store(tmp_path / "images.zspy"))
+    for size, dpi in (((1200, 480), 100), ((800, 300), 80), ((640, 480), 100)):
+        fig = preview_figure(store, {}, size=size, dpi=dpi)
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        image_ax, line_ax = fig.axes
+        colorbar = image_ax.images[0].colorbar
+        label = colorbar.ax.yaxis.label
+        assert label.get_text() == "Intensity"
+        label_box = label.get_window_extent(renderer)
+        bar = colorbar.ax.get_tightbbox(renderer)  # the bar, its ticks and its label
+        assert label_box.width > 0
+        assert bar.x1 >= label_box.x1
+        assert image_ax.get_window_extent(renderer).x1 < colorbar.ax.get_window_extent().x0
+        right = line_ax.get_tightbbox(renderer)  # with its y label and tick labels
+        # at least 0.15 inch apart (the default constrained layout left 7 to 11 pixels)
+        assert right.x0 - bar.x1 >= 0.15 * dpi, (size, bar, right)
+        assert not label_box.overlaps(line_ax.yaxis.label.get_window_extent(renderer))
+        for ax in fig.axes:  # nothing drawn outside the picture (titles included)
+            box = ax.get_tightbbox(renderer)
+            assert 0 <= box.x0 < box.x1 <= size[0], (size, box)
+
+
+def corpus_store(name: str) -> str:
+    path = CORPUS / name
+    if not path.exists():
+        pytest.skip("no corpus of HyperSpy-written stores here")
+    return str(path)
+
+
+def test_preview_markers_of_the_hyperspy_corpus(tmp_path: Path) -> None:
+    """Points (20 navigation positions, one point each) and Texts (two per position)."""
+    points_store = corpus_store("signal2d_20x10x10-ragged_markers.zspy")
+    stored = intake_zspy.open_dataset(points_store).attrs["metadata"]["Markers"]
+    fig = preview_figure(points_store, {})
+    (points,) = drawn(fig.axes[0], "Points")
+    offsets = np.stack(list(stored["Points"]["kwargs"]["offsets"]))
+    assert offsets.shape == (20, 2)
+    np.testing.assert_array_equal(points.get_offsets(), offsets)
+    assert tuple(points.get_facecolor()[0][:3]) == (1.0, 0.6470588235294118, 0.0)  # orange
+    assert "__unnamed__" not in fig.get_suptitle()
+
+    texts_store = corpus_store("signal2d_20x10x10-ragged_markers_unicode.zspy")
+    stored = intake_zspy.open_dataset(texts_store).attrs["metadata"]["Markers"]
+    texts = drawn(preview_figure(texts_store, {}).axes[0], "Texts")
+    kwargs = stored["Texts"]["kwargs"]
+    # one offset per position: each takes the position's first text
+    assert [t.get_text() for t in texts] == [str(e[0]) for e in kwargs["texts"]]
+    assert [t.get_position() for t in texts] == [tuple(p) for p in kwargs["offsets"]]
+    png = tmp_path / "corpus.png"
+    assert main(["preview", texts_store, "-o", str(png)]) == 0
+    assert read_png(png).shape == (480, 1200)
+
+
+def test_read_markers_of_other_kinds() -> None:
+    hyperspy1 = {
+        "marker_type": "Text",
+        "plot_on_signal": True,
+        "data": {"x1": np.array([1.0, 2.0]), "y1": 3.0, "text": "peak"},
+        "marker_properties": {"color": "blue"},
+    }
+    rectangle = {
+        "marker_type": "Rectangle",
+        "data": {"x1": 0.0, "y1": 0.0, "x2": 1.0, "y2": 2.0},
+    }
+    vlines = {"class": "VerticalLines", "kwargs": {"offsets": np.array([1.0, 2.0])}}
+    circles = {"class": "Circles", "kwargs": {"offsets": [[1.0, 1.0]], "sizes": 3}}
+    unknown = {"class": "Unknown", "kwargs": {"width": 3}}
+    markers = read_markers(
+        {"a": hyperspy1, "b": rectangle, "c": vlines, "d": circles, "e": unknown, "f": 3}
+    )
+    text, rect, lines, circle = markers
+    assert (text.kind, text.texts, text.color) == ("texts", ["peak", "peak"], "blue")
+    np.testing.assert_array_equal(text.offsets, [[1.0, 3.0], [2.0, 3.0]])
+    assert rect.kind == "segments"
+    assert rect.segments.shape == (4, 2, 2)
+    assert (lines.kind, lines.positions.tolist()) == ("vlines", [1.0, 2.0])
+    assert (circle.kind, circle.offsets.tolist()) == ("points", [[1.0, 1.0]])
+    with pytest.warns(intake_zspy.ZspyWarning, match="marker 'bad' not drawn"):
+        assert read_markers({"bad": {"class": "Points", "kwargs": {"offsets": [1, 2, 3]}}}) == []
 
 
 # -- catalog --------------------------------------------------------------------------

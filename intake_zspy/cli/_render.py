@@ -473,7 +473,10 @@ def _image(ax: Axes, fig: Figure, da: xr.DataArray, title: str, quantity: str, l
     ratio = abs(ye[-1] - ye[0]) / max(abs(xe[-1] - xe[0]), 1e-300)
     same = bool(units) and units == da[ydim].attrs.get("units")
     ax.set_aspect("equal" if same and 0.25 < ratio < 4 else "auto")
-    fig.colorbar(image, ax=ax, label=quantity, pad=0.03, fraction=0.05)
+    # the colour bar hugs the image (whatever its aspect); the layout keeps its label
+    # clear of the next panel (the bar is a child of ``ax``, inside its tight box)
+    cax = ax.inset_axes((1.03, 0.0, 0.04, 1.0))
+    fig.colorbar(image, cax=cax, label=quantity)
     ax.set_xlabel(dim_label(da, xdim))
     ax.set_ylabel(dim_label(da, ydim))
     ax.set_title(title, fontsize=TITLE_POINTS)
