@@ -22,6 +22,7 @@ The tree::
 
     ZspyWarning (UserWarning)
     ├── StaleMetadataWarning
+    ├── ZspyNameWarning                     a zip store named so that HyperSpy will not load it
     └── ZspyVersionWarning
 """
 
@@ -41,6 +42,7 @@ __all__ = [
     "UnsupportedCodecError",
     "ZspyError",
     "ZspyFormatError",
+    "ZspyNameWarning",
     "ZspyVersionWarning",
     "ZspyWarning",
 ]
@@ -107,6 +109,14 @@ class ZspyWarning(UserWarning):
 
 class StaleMetadataWarning(ZspyWarning):
     """Consolidated metadata (``.zmetadata``) disagrees with the store; the store wins."""
+
+
+class ZspyNameWarning(ZspyWarning):
+    """A zip store is written under a name without ``.zspy``.
+
+    HyperSpy's ``hs.load`` chooses its reader by extension, so it does not load such a
+    file; intake-zspy reads it all the same.
+    """
 
 
 class ZspyVersionWarning(ZspyWarning):

@@ -8,7 +8,7 @@ from typing import Any
 
 import xarray as xr
 
-from intake_zspy.xarray_backend import ZspyBackendEntrypoint
+from intake_zspy.xarray_backend import ZspyBackendEntrypoint, _signal_name
 
 __all__ = ["open_dataset", "open_datatree"]
 
@@ -22,6 +22,7 @@ def open_dataset(
     storage_options: Mapping[str, Any] | None = None,
     chunks: int | str | Mapping[str, Any] | None = None,
     consolidated: bool | None = None,
+    group: str | None = None,
     **kwargs: Any,
 ) -> xr.Dataset:
     """Open one signal of a zspy store as an :class:`xarray.Dataset`.
@@ -48,6 +49,10 @@ def open_dataset(
         the store; a stale one is corrected with a
         :class:`~intake_zspy.errors.StaleMetadataWarning`. ``True``: trust ``.zmetadata``
         without listing (fewest requests). ``False``: ignore it.
+    group
+        xarray's name for ``signal`` (``"EELS SI"``, ``"Experiments/EELS SI"`` or
+        ``"/Experiments/EELS SI"``), so that code written for
+        ``xr.open_dataset(..., engine="zspy", group=...)`` works here too.
     **kwargs
         Passed to :func:`xarray.open_dataset` (``drop_variables``, ``inline_array``,
         ``cache``, ...).
@@ -66,6 +71,8 @@ def open_dataset(
         wrong and where. Its subclasses say more (see :mod:`intake_zspy.errors`).
     SignalNotFoundError
         ``signal`` does not exist (a ``KeyError``); the message lists the signals.
+    TypeError
+        ``signal`` and ``group`` are both given and name different signals.
 
     See Also
     --------
@@ -74,11 +81,23 @@ def open_dataset(
     return xr.open_dataset(
         urlpath,
         engine=ZspyBackendEntrypoint,
-        group=signal,
+        group=_one_signal(urlpath, signal, group),
         storage_options=storage_options,
         consolidated=consolidated,
         chunks=chunks,
         **kwargs,
+    )
+
+
+def _one_signal(urlpath: UrlPath, signal: str | None, group: str | None) -> str | None:
+    """The signal asked for by ``signal=`` or by its xarray spelling ``group=``."""
+    if signal is None:
+        return group
+    if group is None or _signal_name(group) == _signal_name(signal):
+        return signal
+    raise TypeError(
+        f"{urlpath}: signal={signal!r} and group={group!r} name different signals; "
+        "pass only one of them (group is xarray's name for signal)"
     )
 
 
@@ -99,7 +118,7 @@ def open_datatree(
     Parameters
     ----------
     urlpath, storage_options, chunks, consolidated, **kwargs
-        As for :func:`open_dataset`.
+        As for :func:`open_dataset`; ``group="<signal>"`` keeps only that signal's node.
 
     Returns
     -------

@@ -149,7 +149,9 @@ def test_dask_read_matches(name: str, hyperspy_fixtures: Any, references: Any) -
 CORPUS_FILES = corpus_files()
 
 
-@pytest.mark.skipif(not CORPUS_FILES, reason="../shared/corpus-dev is not on this machine")
+@pytest.mark.skipif(
+    not CORPUS_FILES, reason="no corpus: set INTAKE_ZSPY_CORPUS (default ../shared/corpus-dev)"
+)
 @pytest.mark.parametrize("path", CORPUS_FILES, ids=[p.name for p in CORPUS_FILES])
 def test_public_corpus_matches_rosettasciio(path: Path, hyperspy_reference: Any) -> None:
     tree = intake_zspy.open_datatree(path)

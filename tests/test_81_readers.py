@@ -20,7 +20,7 @@ from intake.readers.datatypes import recommend
 from intake.readers.entry import Catalog
 
 import intake_zspy
-from intake_zspy import SignalNotFoundError, ZspyFormatError
+from intake_zspy import SignalNotFoundError, StoreReadError, ZspyFormatError
 from intake_zspy.intake2 import ZSpy, ZspyDatasetReader, ZspyDataTreeReader
 from tests.builders import signal_dict, uniform_axis, write_dir
 from tests.conftest import zip_directory
@@ -279,5 +279,8 @@ def test_s3_without_storage_options_fails_clearly(
 
     url = f"s3://{s3_bucket}/two.zspy"
     upload(two_signals, url, s3_storage_options)
-    with pytest.raises(EndpointConnectionError, match=re.escape(s3_default_is_unreachable)):
+    with pytest.raises(StoreReadError, match=re.escape(s3_default_is_unreachable)) as caught:
         PATHS[path](url, None, tmp_path)
+    assert str(caught.value).startswith(f"{url}: cannot list the store: ")
+    assert "check the endpoint_url and the credentials in storage_options" in str(caught.value)
+    assert isinstance(caught.value.__cause__, EndpointConnectionError)

@@ -155,15 +155,16 @@ def test_written_file_modes_follow_umask(
     ds = fresh_dataset()
     src = place(base_items(), tmp_path / "src.zspy")
     with umask(mask):
-        intake_zspy.to_zspy(ds, tmp_path / "x.zip")
+        intake_zspy.to_zspy(ds, tmp_path / "x-zip.zspy", store_type="zip")
         intake_zspy.to_zspy(ds, tmp_path / "x.zspy")
         intake_zspy.to_zspy(ds, tmp_path / "x.zspy", overwrite=True)
-        intake_zspy.to_zspy(ds, tmp_path / "x.zip", overwrite=True)
-        done = cli("convert", src, tmp_path / "converted.zip", cwd=tmp_path)
+        intake_zspy.to_zspy(ds, tmp_path / "x-zip.zspy", store_type="zip", overwrite=True)
+        zipped = tmp_path / "converted-zip.zspy"
+        done = cli("convert", src, zipped, "--store-type", "zip", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
         done = cli("convert", src, tmp_path / "converted.zspy", cwd=tmp_path)
         assert done.returncode == 0, done.stderr
-    assert (tmp_path / "x.zip").stat().st_mode & 0o777 == file_mode
-    assert (tmp_path / "converted.zip").stat().st_mode & 0o777 == file_mode
+    assert (tmp_path / "x-zip.zspy").stat().st_mode & 0o777 == file_mode
+    assert zipped.stat().st_mode & 0o777 == file_mode
     for tree in ("x.zspy", "converted.zspy"):
         assert _modes(tmp_path / tree) == {("d", dir_mode), ("f", file_mode)}, tree

@@ -417,6 +417,8 @@ def test_convert_directory_to_zip_rechunked(
     run = cli("convert", store, target, "--chunks", "y=6,x=1", "--compressor", "zstd:3")
     assert run.rc == 0, run.err
     assert run.out.startswith(f"wrote {target}: 2 signals")
+    # written all the same, with one warning that hs.load will not open a .zip name
+    assert run.err.count(f"warning: {target}: HyperSpy's hs.load recognises") == 1, run.err
     with zipfile.ZipFile(target) as zf:
         zarray = json.loads(zf.read(f"Experiments/{EELS}/data/.zarray"))
     assert zarray["chunks"] == [6, 1, 32]

@@ -1,7 +1,9 @@
-"""What the two intake v1 catalogs share: saving without credentials."""
+"""What the two intake v1 catalogs share: saving without credentials, and with the paths
+of local stores relative to the saved file where they can be."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import yaml
@@ -9,11 +11,47 @@ from intake.catalog.base import Catalog
 
 from intake_zspy.storage import strip_credentials
 
-__all__ = ["ZspyCatalogBase"]
+__all__ = ["CATALOG_DIR", "ZspyCatalogBase"]
+
+#: How an intake YAML catalog names its own folder (intake renders it when opening).
+CATALOG_DIR = "{{ CATALOG_DIR }}"
+
+
+def _local_path(url: str) -> str | None:
+    """The absolute local path ``url`` names, or ``None`` for a remote or chained URL."""
+    if url.startswith("file://"):
+        url = url[len("file://") :]
+    elif "://" in url or "::" in url:
+        return None
+    return os.path.abspath(os.path.expanduser(url))
+
+
+def _relative_to(urlpath: str, directory: str) -> str:
+    """``urlpath`` as ``{{ CATALOG_DIR }}/...`` when it is a local path inside (or below)
+    ``directory``; other local paths absolute; URLs unchanged."""
+    path = _local_path(urlpath)
+    if path is None:
+        return urlpath
+    try:
+        inside = os.path.commonpath([path, directory]) == directory
+    except ValueError:  # different drives (Windows)
+        inside = False
+    if not inside or path == directory:
+        return path
+    return f"{CATALOG_DIR}/{os.path.relpath(path, directory).replace(os.sep, '/')}"
 
 
 class ZspyCatalogBase(Catalog):
     """An intake catalog whose YAML leaves storage credentials out unless asked."""
+
+    def _document(self, include_credentials: bool) -> dict[str, Any]:
+        doc: dict[str, Any] = yaml.safe_load(super().serialize())
+        if not include_credentials:
+            for entry in (doc.get("sources") or {}).values():
+                args = entry.get("args") or {}
+                if args.get("storage_options"):
+                    args["storage_options"] = strip_credentials(args["storage_options"])[0]
+        return doc
 
     def serialize(self, include_credentials: bool = False) -> str:
         """The catalog as YAML.
@@ -25,14 +63,7 @@ class ZspyCatalogBase(Catalog):
             the entries' ``storage_options``. By default they are left out: whoever opens
             the catalog brings their own (environment, ``~/.aws``, ...).
         """
-        text: str = super().serialize()
-        if include_credentials:
-            return text
-        doc = yaml.safe_load(text)
-        for entry in (doc.get("sources") or {}).values():
-            args = entry.get("args") or {}
-            if args.get("storage_options"):
-                args["storage_options"] = strip_credentials(args["storage_options"])[0]
+        doc = self._document(include_credentials)
         return str(yaml.safe_dump(doc, sort_keys=False, allow_unicode=True))
 
     def save(
@@ -42,6 +73,11 @@ class ZspyCatalogBase(Catalog):
         include_credentials: bool = False,
     ) -> None:
         """Write the catalog as YAML to ``url`` (a path or fsspec URL).
+
+        Saved to a local file, the entries' local stores inside (or below) the file's
+        folder are written as ``{{ CATALOG_DIR }}/<relative path>``: the folder can move
+        or be copied elsewhere and the catalog still opens with ``intake.open_catalog``.
+        Other local stores are written as absolute paths, URLs as they are.
 
         Parameters
         ----------
@@ -54,5 +90,14 @@ class ZspyCatalogBase(Catalog):
         """
         from fsspec import open_files
 
+        doc = self._document(include_credentials)
+        destination = _local_path(url)
+        if destination is not None:
+            directory = os.path.dirname(destination)
+            for entry in (doc.get("sources") or {}).values():
+                args = entry.get("args") or {}
+                if isinstance(args.get("urlpath"), str):
+                    args["urlpath"] = _relative_to(args["urlpath"], directory)
+        text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
         with open_files([url], **(storage_options or {}), mode="wt")[0] as f:
-            f.write(self.serialize(include_credentials=include_credentials))
+            f.write(text)

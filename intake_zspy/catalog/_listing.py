@@ -25,14 +25,14 @@ from fsspec.utils import glob_translate
 
 from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
-from intake_zspy.format.decode import ZspyFile, open_file
+from intake_zspy.format.decode import ZspyFile, open_url
 from intake_zspy.format.documents import consolidated_docs, parse_json
 from intake_zspy.format.hierarchy import Hierarchy
 from intake_zspy.ops.summary import summarize_file, summary_line
-from intake_zspy.storage import KeyInfo, SnapshotStore, StoreKind, open_store, resolve
+from intake_zspy.storage import KeyInfo, SnapshotStore, StoreKind, resolve
 from intake_zspy.storage._resolve import S3_HINT, botocore_errors
 
-__all__ = ["StoreInfo", "describe_store", "find_stores"]
+__all__ = ["StoreInfo", "find_stores", "store_line"]
 
 #: Threads opening zip stores at once (each needs a few reads of its central directory).
 ZIP_WORKERS = 16
@@ -64,7 +64,7 @@ class StoreInfo:
     error_type: str | None = None
 
 
-def describe_store(info: StoreInfo) -> str:
+def store_line(info: StoreInfo) -> str:
     """One line for a store: its signals, or the error that made it unreadable."""
     if info.error is not None:
         return f"unreadable zspy store: {info.error_type}: {info.error}"
@@ -157,8 +157,8 @@ def _summarize_zip(
     url: str, storage_options: Mapping[str, Any] | None, info: StoreInfo
 ) -> StoreInfo:
     try:
-        with open_store(url, storage_options) as store:
-            file = open_file(store)
+        file = open_url(url, storage_options)
+        with file.store:
             info.signals = summarize_file(file)
             info.format_version = file.format_version
     except (ZspyError, OSError, ValueError) as exc:

@@ -11,7 +11,7 @@ from intake.catalog.local import LocalCatalogEntry
 from intake_zspy import __version__
 from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.catalog._base import ZspyCatalogBase
-from intake_zspy.catalog._listing import StoreInfo, describe_store, find_stores
+from intake_zspy.catalog._listing import StoreInfo, find_stores, store_line
 from intake_zspy.source import ZspySource
 
 __all__ = ["ZspyStoresCatalog"]
@@ -103,7 +103,7 @@ class ZspyStoresCatalog(ZspyCatalogBase):
             args["signal"] = info.signals[0]["signal"]
         return LocalCatalogEntry(
             name=info.name,
-            description=describe_store(info),
+            description=store_line(info),
             driver=ZspySource,
             args=args,
             metadata=_metadata(info),
