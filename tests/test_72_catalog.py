@@ -24,7 +24,7 @@ from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
 from tests.conftest import zip_directory
 from tests.hostile import base_items, place
 from tests.s3server import upload
-from tests.test_80_source import SI, chunked_items, si_signal
+from tests.test_70_source import SI, chunked_items, si_signal
 
 EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "catalog.yml"
 EDS = np.arange(3 * 5, dtype="<u2").reshape(3, 5)

@@ -7,8 +7,8 @@
 
 Every check runs on each kind of target: local directory, local zip, memory, S3 prefix and
 S3 zip (a real moto server, see ``tests/s3server.py``; the targets are made by
-``tests/writer_places.py``). Refused inputs are in ``test_91_writer_validation.py``, a
-writer process killed mid-write in ``test_91_writer_killed.py``.
+``tests/writer_places.py``). Refused inputs are in ``test_51_writer_validation.py``, a
+writer process killed mid-write in ``test_51_writer_killed.py``.
 """
 
 from __future__ import annotations

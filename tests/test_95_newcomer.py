@@ -403,11 +403,11 @@ def test_corpus_folder_from_the_environment(tmp_path: Path) -> None:
     env = {**os.environ, "INTAKE_ZSPY_CORPUS": str(corpus)}
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider",
-         "tests/test_70_hyperspy_reference.py", "-k", "public_corpus"],
+         "tests/test_60_hyperspy_reference.py", "-k", "public_corpus"],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, check=False,
     )  # fmt: skip
     assert done.returncode == 0, done.stdout + done.stderr
     collected = [line for line in done.stdout.splitlines() if "public_corpus" in line]
     assert collected == [
-        "tests/test_70_hyperspy_reference.py::test_public_corpus_matches_rosettasciio[mine.zspy]"
+        "tests/test_60_hyperspy_reference.py::test_public_corpus_matches_rosettasciio[mine.zspy]"
     ]

@@ -25,7 +25,7 @@ from intake_zspy.intake2 import ZSpy, ZspyDatasetReader, ZspyDataTreeReader
 from tests.builders import signal_dict, uniform_axis, write_dir
 from tests.conftest import zip_directory
 from tests.s3server import upload
-from tests.test_80_source import SI, chunked_items, si_signal
+from tests.test_70_source import SI, chunked_items, si_signal
 
 LINE = np.arange(10, dtype="<i4")
 

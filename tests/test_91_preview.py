@@ -18,7 +18,7 @@ from intake_zspy.cli.preview import preview_figure
 from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
 from tests.conftest import zip_directory
 from tests.s3server import upload
-from tests.test_95_cli import EELS, SHAPE, X, build_store, cli, eels_data, ragged_data
+from tests.test_90_cli import EELS, SHAPE, X, build_store, cli, eels_data, ragged_data
 
 
 def read_png(path: Path) -> np.ndarray:

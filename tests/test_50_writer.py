@@ -17,7 +17,7 @@ import intake_zspy
 from intake_zspy.errors import ZspyNameWarning
 from intake_zspy.writer import to_zspy
 from tests.builders import encode_store, signal_dict, uniform_axis, write_dir
-from tests.test_50_dataset import eels_signal
+from tests.test_30_dataset import eels_signal
 
 
 def fresh_eels() -> xr.DataArray:
