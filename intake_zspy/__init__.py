@@ -19,6 +19,7 @@ from intake_zspy.errors import (
     DamagedStoreError,
     IncompleteStoreError,
     LimitExceededError,
+    PreviewError,
     SignalNotFoundError,
     StaleMetadataWarning,
     StoreExistsError,
@@ -39,6 +40,7 @@ if TYPE_CHECKING:
     from intake_zspy.ops.copy import copy
     from intake_zspy.ops.describe import describe
     from intake_zspy.ops.verify import verify
+    from intake_zspy.preview import preview_figure
     from intake_zspy.reader import open_dataset, open_datatree
     from intake_zspy.source import ZspySource
     from intake_zspy.writer import to_zspy
@@ -55,6 +57,7 @@ _LAZY = {
     "verify": "intake_zspy.ops.verify",
     "copy": "intake_zspy.ops.copy",
     "describe": "intake_zspy.ops.describe",
+    "preview_figure": "intake_zspy.preview",
     "ZspySource": "intake_zspy.source",
     "ZspyExperimentsCatalog": "intake_zspy.catalog",
     "ZspyStoresCatalog": "intake_zspy.catalog",
@@ -92,6 +95,7 @@ __all__ = [
     "IncompleteStoreError",
     "LimitExceededError",
     "Limits",
+    "PreviewError",
     "SignalNotFoundError",
     "StaleMetadataWarning",
     "StoreExistsError",
@@ -113,6 +117,7 @@ __all__ = [
     "get_limits",
     "open_dataset",
     "open_datatree",
+    "preview_figure",
     "set_limits",
     "to_zspy",
     "verify",

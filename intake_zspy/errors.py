@@ -15,6 +15,7 @@ The tree::
     │   ├── DamagedStoreError               the container is damaged (zip CRC, zip directory)
     │   ├── UnsafePathError                 a key or name that would leave a store or target
     │   └── LimitExceededError              a size or depth beyond the configured limits
+    ├── PreviewError (ValueError)           a signal that cannot be previewed (ragged, text)
     ├── SignalNotFoundError (KeyError)      no such ``Experiments/`` signal
     ├── StoreNotFoundError (FileNotFoundError)
     ├── StoreExistsError (FileExistsError)
@@ -33,6 +34,7 @@ __all__ = [
     "DamagedStoreError",
     "IncompleteStoreError",
     "LimitExceededError",
+    "PreviewError",
     "SignalNotFoundError",
     "StaleMetadataWarning",
     "StoreExistsError",
@@ -80,6 +82,13 @@ class LimitExceededError(ZspyFormatError):
     """A document, array or chunk is larger (or deeper) than the configured limits.
 
     See :func:`intake_zspy.set_limits` to raise them for trusted data.
+    """
+
+
+class PreviewError(ZspyError, ValueError):
+    """The signal cannot be previewed: ragged data, data that is not numbers, no dims.
+
+    The store itself is valid; see :func:`intake_zspy.preview.preview_figure`.
     """
 
 

@@ -80,6 +80,20 @@ def test_public_names_resolve_lazily() -> None:
     assert out.strip() == "[]"
 
 
+def test_preview_imports_matplotlib_only_to_draw() -> None:
+    """``intake_zspy.preview_figure`` resolves without matplotlib; drawing imports it."""
+    out = run_python(
+        """
+        import sys
+        import intake_zspy
+
+        preview = intake_zspy.preview_figure
+        print(preview.__module__, "matplotlib" in sys.modules)
+        """
+    )
+    assert out.split() == ["intake_zspy.preview", "False"]
+
+
 ACCESSOR = """
 import sys
 from pathlib import Path

@@ -81,7 +81,8 @@ def _previews(
     catalog: c.Output | None,
 ) -> int:
     from intake_zspy.cli import describe_error
-    from intake_zspy.cli.preview import make_preview, parse_pixels
+    from intake_zspy.cli.preview import parse_pixels
+    from intake_zspy.preview import preview_png
 
     size = parse_pixels(args.preview_size)
     made = 0
@@ -92,11 +93,9 @@ def _previews(
         target = posixpath.join(args.previews.rstrip("/"), f"{name}.png")
         try:
             png = c.resolve_output(target, options, overwrite=args.overwrite)
-            png.write(
-                make_preview(
-                    entry_args["urlpath"], options, signal=entry_args.get("signal"), size=size
-                )
-            )
+            signal = entry_args.get("signal")
+            urlpath = entry_args["urlpath"]
+            png.write(preview_png(urlpath, signal=signal, size=size, storage_options=options))
         except Exception as exc:  # noqa: BLE001 - one bad store must not stop the others
             sys.stderr.write(
                 f"intake-zspy catalog: warning: no preview of {name}: {describe_error(exc)}\n"

@@ -5,19 +5,16 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from intake_zspy.cli import _common as c
 
-if TYPE_CHECKING:
-    from matplotlib.figure import Figure
+__all__ = ["parse_pixels", "register"]
 
-__all__ = ["make_preview", "parse_pixels", "preview_figure", "register"]
-
-#: Bytes per dask chunk while summing (bounds memory: a few chunks per thread).
-PREVIEW_CHUNK_BYTES = "32MiB"
+#: The resolution of ``--dpi`` unless told (:data:`intake_zspy.preview.DEFAULT_DPI`).
 DEFAULT_DPI = 100
+#: The lowest ``--dpi`` accepted (:data:`intake_zspy.preview.MIN_DPI`).
+MIN_DPI = 10
 
 _EPILOG = """\
 examples:
@@ -78,90 +75,23 @@ def parse_pixels(text: str | None) -> tuple[int, int] | None:
     return int(match.group(1)), int(match.group(2))
 
 
-def make_preview(
-    url: str,
-    storage_options: Mapping[str, Any],
-    *,
-    signal: str | None = None,
-    size: tuple[int, int] | None = None,
-    dpi: int = DEFAULT_DPI,
-    log: bool = False,
-) -> bytes:
-    """PNG bytes of the preview of one signal of a store.
-
-    Raises
-    ------
-    CliError
-        The signal cannot be previewed, or matplotlib is missing.
-    """
-    import io
-
-    fig = preview_figure(url, storage_options, signal=signal, size=size, dpi=dpi, log=log)
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
-    return buf.getvalue()
-
-
-def preview_figure(
-    url: str,
-    storage_options: Mapping[str, Any],
-    *,
-    signal: str | None = None,
-    size: tuple[int, int] | None = None,
-    dpi: int = DEFAULT_DPI,
-    log: bool = False,
-) -> Figure:
-    """The preview of one signal of a store as a matplotlib Figure (Agg canvas).
-
-    Raises
-    ------
-    CliError
-        The signal cannot be previewed, or matplotlib is missing.
-    """
-    try:
-        import matplotlib  # noqa: F401
-    except ImportError as exc:
-        raise c.CliError("preview needs matplotlib: pip install intake-zspy[preview]") from exc
-    import dask
-
-    from intake_zspy.cli._render import compute_sums, make_figure
-    from intake_zspy.reader import open_dataset
-    from intake_zspy.storage import open_store
-
-    if dpi < 10:
-        raise c.CliError("--dpi must be at least 10")
-    with (
-        open_store(url, storage_options) as store,
-        dask.config.set({"array.chunk-size": PREVIEW_CHUNK_BYTES, "scheduler": "threads"}),
-    ):
-        ds = open_dataset(store, signal=signal)  # metadata only: check what the data is
-        if ds["data"].dtype.kind == "O":
-            raise c.CliError(f"{store.url}: ragged signals have no fixed shape to sum: no preview")
-        ds = open_dataset(store, signal=signal, chunks="auto")  # aligned to stored chunks
-        sums = compute_sums(ds)
-    panels = (sums.signal is not None) + (sums.navigation is not None)
-    size = size or ((1200, 480) if panels > 1 else (640, 480))
-    return make_figure(sums, source_line(url, ds), size=size, dpi=dpi, log=log)
-
-
-def source_line(url: str, ds: Any) -> str:
-    """The store's name, and the signal's group when it says more than the title."""
-    from intake_zspy.format.names import UNNAMED
-
-    name = str(url).rstrip("/").rsplit("/", 1)[-1]
-    group = str(ds.attrs.get("zspy_signal") or "")
-    title = str(ds.attrs.get("title") or "")
-    if not group or group == UNNAMED or group == title.replace("/", "-"):
-        return name
-    return f"{name}: {group}"
-
-
 def run(args: argparse.Namespace) -> int:
-    """Run ``preview``."""
+    """Run ``preview``: the drawing is :func:`intake_zspy.preview.preview_png`'s."""
+    from intake_zspy.preview import preview_png
+
     options = c.parse_storage_options(args.storage_options)
     size = parse_pixels(args.size)
+    if args.dpi < MIN_DPI:
+        raise c.CliError(f"--dpi must be at least {MIN_DPI}")
     output = c.resolve_output(args.output, options, overwrite=args.overwrite)
-    png = make_preview(args.url, options, signal=args.signal, size=size, dpi=args.dpi, log=args.log)
+    png = preview_png(
+        args.url,
+        signal=args.signal,
+        size=size,
+        dpi=args.dpi,
+        log=args.log,
+        storage_options=options,
+    )
     output.write(png)
     sys.stdout.write(f"wrote {args.output} ({c.format_bytes(len(png))})\n")
     return c.EXIT_OK
