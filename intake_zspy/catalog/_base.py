@@ -4,11 +4,13 @@ of local stores relative to the saved file where they can be."""
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from typing import Any
 
 import yaml
 from intake.catalog.base import Catalog
 
+from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.storage import strip_credentials
 
 __all__ = ["CATALOG_DIR", "ZspyCatalogBase"]
@@ -42,7 +44,22 @@ def _relative_to(urlpath: str, directory: str) -> str:
 
 
 class ZspyCatalogBase(Catalog):
-    """An intake catalog whose YAML leaves storage credentials out unless asked."""
+    """An intake catalog over a store or a folder of stores, whose YAML leaves storage
+    credentials out unless asked."""
+
+    def __init__(
+        self,
+        urlpath: str | os.PathLike[str],
+        storage_options: Mapping[str, Any] | None = None,
+        chunks: Chunks = None,
+        metadata: Mapping[str, Any] | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.urlpath = check_urlpath(urlpath)
+        self._options = check_mapping("storage_options", storage_options)
+        self._chunks = check_chunks(chunks)
+        kwargs.setdefault("name", os.path.basename(self.urlpath.rstrip("/")) or self.urlpath)
+        super().__init__(metadata=check_mapping("metadata", metadata), **kwargs)
 
     def _document(self, include_credentials: bool) -> dict[str, Any]:
         doc: dict[str, Any] = yaml.safe_load(super().serialize())

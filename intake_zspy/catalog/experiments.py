@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
-from typing import Any
-
 from intake.catalog.local import LocalCatalogEntry
 
 from intake_zspy import __version__
-from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.catalog._base import ZspyCatalogBase
 from intake_zspy.format.decode import open_url
 from intake_zspy.ops.summary import summarize_file, summary_line
@@ -49,20 +44,6 @@ class ZspyExperimentsCatalog(ZspyCatalogBase):
 
     name = "zspy_cat"
     version = __version__
-
-    def __init__(
-        self,
-        urlpath: str | os.PathLike[str],
-        storage_options: Mapping[str, Any] | None = None,
-        chunks: Chunks = None,
-        metadata: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.urlpath = check_urlpath(urlpath)
-        self._options = check_mapping("storage_options", storage_options)
-        self._chunks = check_chunks(chunks)
-        kwargs.setdefault("name", os.path.basename(self.urlpath.rstrip("/")) or self.urlpath)
-        super().__init__(metadata=check_mapping("metadata", metadata), **kwargs)
 
     def _load(self) -> None:
         file = open_url(self.urlpath, self._options or None)

@@ -2,14 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from collections.abc import Mapping
 from typing import Any
 
 from intake.catalog.local import LocalCatalogEntry
 
 from intake_zspy import __version__
-from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
 from intake_zspy.catalog._base import ZspyCatalogBase
 from intake_zspy.catalog._listing import StoreInfo, find_stores, store_line
 from intake_zspy.source import ZspySource
@@ -78,20 +75,8 @@ class ZspyStoresCatalog(ZspyCatalogBase):
     name = "zspy_dir"
     version = __version__
 
-    def __init__(
-        self,
-        urlpath: str | os.PathLike[str],
-        storage_options: Mapping[str, Any] | None = None,
-        chunks: Chunks = None,
-        metadata: Mapping[str, Any] | None = None,
-        **kwargs: Any,
-    ) -> None:
-        self.urlpath = check_urlpath(urlpath)
-        self._options = check_mapping("storage_options", storage_options)
-        self._chunks = check_chunks(chunks)
-        self._loaded = False
-        kwargs.setdefault("name", os.path.basename(self.urlpath.rstrip("/")) or self.urlpath)
-        super().__init__(metadata=check_mapping("metadata", metadata), **kwargs)
+    #: Whether the folder was listed once (later loads refresh the listing).
+    _loaded = False
 
     def _entry(self, info: StoreInfo) -> LocalCatalogEntry:
         args: dict[str, Any] = {
