@@ -15,8 +15,9 @@ from __future__ import annotations
 import itertools
 import math
 import threading
+from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import TYPE_CHECKING, Any
 
 import numcodecs
@@ -25,7 +26,15 @@ from numcodecs.abc import Codec
 
 from intake_zspy.errors import ChunkDecodeError
 from intake_zspy.format.codecs import Pipeline
-from intake_zspy.format.fetch import THREADS, batched, fetch_ahead
+from intake_zspy.format.fetch import (
+    FETCH_BATCH,
+    FETCH_BYTES,
+    FETCHERS,
+    THREADS,
+    batched,
+    fetch_window,
+)
+from intake_zspy.format.readahead import ReadAhead, reads_are_round_trips
 from intake_zspy.format.zarray import ArrayMeta, zarray_document
 
 if TYPE_CHECKING:
@@ -54,13 +63,14 @@ class V2Array:
         Its parsed ``.zarray``.
     """
 
-    __slots__ = ("_pipeline", "meta", "path", "store")
+    __slots__ = ("_ahead", "_pipeline", "meta", "path", "store")
 
     def __init__(self, store: KeyValueStore, path: str, meta: ArrayMeta) -> None:
         self.store = store
         self.path = path
         self.meta = meta
         self._pipeline: Pipeline | None = None
+        self._ahead: ReadAhead | None = None
 
     def __getstate__(self) -> tuple[Any, ...]:
         return (self.store, self.path, self.meta)
@@ -68,6 +78,7 @@ class V2Array:
     def __setstate__(self, state: tuple[Any, ...]) -> None:
         self.store, self.path, self.meta = state
         self._pipeline = None
+        self._ahead = None
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -102,6 +113,18 @@ class V2Array:
         return self._pipeline
 
     # -- reading ---------------------------------------------------------------------
+
+    def get_chunk(self, idx: tuple[int, ...], key: str) -> bytes | None:
+        """The stored bytes of one chunk; on object storage through a
+        :class:`~intake_zspy.format.readahead.ReadAhead`, so that reading the chunks one
+        by one in order (a dask graph) keeps the following ones in flight."""
+        if self._ahead is None:
+            if not reads_are_round_trips(self.store):
+                return self.store.get(key)
+            with _AHEAD_LOCK:
+                if self._ahead is None:
+                    self._ahead = ReadAhead(self)
+        return self._ahead.get(idx, key)
 
     def read(self, selection: tuple[slice, ...] | None = None) -> np.ndarray:
         """Read a box of the array.
@@ -227,6 +250,7 @@ class V2Array:
 
 
 _local = threading.local()
+_AHEAD_LOCK = threading.Lock()
 
 
 def _scratch(meta: ArrayMeta) -> np.ndarray | None:
@@ -259,9 +283,11 @@ def _fetch_size(item: tuple[Any, ...], sizes: Mapping[str, KeyInfo] | None) -> i
 def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
     """Fill boxes ``(array, out, origin, picks)`` of (possibly several) arrays of one store.
 
-    The chunks of all boxes are fetched in concurrent batches (one round trip each on
-    remote stores; see :mod:`~intake_zspy.format.fetch`) and decoded by a thread pool
-    while the next batch is fetched.
+    The chunks of all boxes are fetched in small concurrent batches, several in flight
+    (see :func:`~intake_zspy.format.fetch.fetch_window`), and each chunk is handed to a
+    thread pool that decodes it straight into its box as soon as its batch lands. Fetched
+    bytes waiting to be decoded stay within
+    :data:`~intake_zspy.format.fetch.FETCH_BYTES`, as do those in flight.
     """
     work = [
         (array, out, origin, idx, key)
@@ -272,18 +298,30 @@ def fill_boxes(store: KeyValueStore, boxes: Sequence[Box]) -> None:
         return
     if len(work) == 1:
         array, out, origin, idx, key = work[0]
-        array.place(out, origin, idx, key, store.get(key))
+        array.place(out, origin, idx, key, array.get_chunk(idx, key))
         return
     sizes = store.sizes()
-    batches = batched(work, lambda item: _fetch_size(item, sizes))
+
+    def size_of(item: tuple[Any, ...]) -> int:
+        return _fetch_size(item, sizes)
+
+    batches = batched(work, size_of, FETCH_BATCH // 4, FETCH_BYTES // (2 * FETCHERS))
+    waiting: deque[tuple[Future[None], int]] = deque()
+    queued = 0
     with ThreadPoolExecutor(max_workers=THREADS) as pool:
-        for batch, raws in fetch_ahead(store.get_many, batches, lambda item: item[4]):
-            futures = [
-                pool.submit(array.place, out, origin, idx, key, raws[key])
-                for array, out, origin, idx, key in batch
-            ]
-            for future in futures:
-                future.result()
+        for batch, raws in fetch_window(store.get_many, batches, lambda item: item[4], size_of):
+            for array, out, origin, idx, key in batch:
+                nbytes = size_of((array, out, origin, idx, key))
+                future = pool.submit(array.place, out, origin, idx, key, raws[key])
+                waiting.append((future, nbytes))
+                queued += nbytes
+            del raws
+            while waiting and (queued > FETCH_BYTES or waiting[0][0].done()):
+                done, nbytes = waiting.popleft()
+                done.result()
+                queued -= nbytes
+        for future, _ in waiting:
+            future.result()
 
 
 # -- writing -------------------------------------------------------------------------
