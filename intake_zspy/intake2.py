@@ -31,7 +31,7 @@ from intake.readers.readers import recommend as recommend_readers
 
 from intake_zspy.reader import open_dataset, open_datatree
 
-__all__ = ["ZSpy", "ZspyDataTreeReader", "ZspyDatasetReader"]
+__all__ = ["HSpy", "ZSpy", "ZspyDataTreeReader", "ZspyDatasetReader"]
 
 
 class ZSpy(datatypes.FileData):
@@ -89,6 +89,20 @@ class ZSpy(datatypes.FileData):
         found: dict[str, list[type]] = recommend_readers(self)
         order: dict[type, int] = {ZspyDatasetReader: 0, ZspyDataTreeReader: 1}
         return {k: sorted(v, key=lambda cls: order.get(cls, 2)) for k, v in found.items()}
+
+
+class HSpy(ZSpy):
+    """A HyperSpy ``.hspy`` file (HDF5, same layout as zspy; needs ``intake-zspy[hspy]``).
+
+    Recognised from a ``.hspy`` URL only: the HDF5 signature is shared by many formats.
+    A :class:`ZSpy` subclass, so the same readers open it (intake cannot build a reader
+    from a URL when the reader names several datatypes).
+    """
+
+    filepattern = r"\.hspy$"
+    structure: ClassVar[set[str]] = {"array", "hierarchy"}
+    contains: ClassVar[set[str]] = set()
+    magic: ClassVar[set[bytes | tuple[int | None, bytes]]] = set()
 
 
 class _ZspyReader(BaseReader):

@@ -88,7 +88,7 @@ def _groups(
     """The root group (the file's attributes) and one group per signal (or the one wanted)."""
     signals = [file.resolve_name(wanted)] if wanted else file.signal_names()
     root_attrs = {
-        names.ATTR_FILE_FORMAT: names.FILE_FORMAT,
+        names.ATTR_FILE_FORMAT: file.hierarchy.file_format,
         names.ATTR_FORMAT_VERSION: file.format_version,
     }
     groups = {"/": xr.Dataset(attrs=root_attrs)}

@@ -81,6 +81,11 @@ def render_signal(doc: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def _format_name(doc: Mapping[str, Any]) -> str:
+    """``zspy``, or ``HyperSpy .hspy`` for an HDF5 file."""
+    return "HyperSpy .hspy" if doc.get("file_format") == "HyperSpy" else "zspy"
+
+
 def render_store(doc: Mapping[str, Any]) -> list[str]:
     """Aligned text lines for a store's description."""
     count = len(doc["signals"])
@@ -88,7 +93,10 @@ def render_store(doc: Mapping[str, Any]) -> list[str]:
         doc["url"],
         *c.table(
             [
-                ["store", f"{doc['store_kind']}, zspy format {doc['format_version'] or '?'}"],
+                [
+                    "store",
+                    f"{doc['store_kind']}, {_format_name(doc)} format {doc['format_version'] or '?'}",
+                ],
                 [
                     "contents",
                     (

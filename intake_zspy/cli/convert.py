@@ -24,6 +24,15 @@ examples:
   intake-zspy convert run.zspy tiled.zspy --chunks y=32,x=32 --compressor blosc:zstd:5
   intake-zspy convert run.zspy run_zip.zspy --store-type zip --overwrite
   intake-zspy convert big.zspy s3://lab/big.zspy --chunks auto-signal --dry-run
+  intake-zspy convert run.hspy s3://lab/run.zspy             # HyperSpy .hspy (HDF5) -> zspy
+  intake-zspy convert archive/ s3://lab/archive/ --jobs 4    # every .hspy below archive/
+
+A HyperSpy .hspy file (HDF5, needs intake-zspy[hspy]) is converted with chunks for cloud
+reads (whole signals, navigation tiled up to ~32 MiB) and Blosc zstd unless --chunks and
+--compressor say otherwise. A source ending in '/' (or a local folder that is no zspy
+store) converts every .hspy file below it to <dst>/<same path>.zspy: targets that are
+already complete zspy stores are skipped (unless --overwrite), targets left incomplete by
+an interrupted run are converted again, so re-running the command resumes it.
 
 The target gets every signal with its axes, metadata, original_metadata, learning results
 and models, consolidated metadata (.zmetadata) and HyperSpy's layout: hs.load reads it.
@@ -62,6 +71,13 @@ def register(commands: Any) -> None:
     )
     p.add_argument("--workers", type=int, metavar="N", help="dask threads (default: one per CPU)")
     p.add_argument(
+        "--jobs",
+        type=int,
+        default=2,
+        metavar="N",
+        help="folder conversion: files converted at once (default: 2)",
+    )
+    p.add_argument(
         "--dry-run", action="store_true", help="print the chunks and compressor, write nothing"
     )
     p.add_argument(
@@ -80,7 +96,13 @@ def run(args: argparse.Namespace) -> int:
 
     from intake_zspy.errors import StoreExistsError
     from intake_zspy.format.decode import open_url
-    from intake_zspy.ops.copy import KEEP, copy, plan_signals, source_compressor
+    from intake_zspy.ops.copy import (
+        KEEP,
+        copy,
+        plan_signals,
+        source_compressor,
+        source_defaults,
+    )
     from intake_zspy.storage import WriteTarget, resolve
 
     src_options = c.parse_storage_options(args.storage_options)
@@ -93,14 +115,17 @@ def run(args: argparse.Namespace) -> int:
     compressor: Any = KEEP if args.compressor is None else parse_compressor(args.compressor)
     if args.workers is not None and args.workers < 1:
         raise c.CliError("--workers must be at least 1")
+    if _is_folder(args.src, src_options):
+        return _run_folder(args, src_options, dst_options, rule, compressor)
     target = WriteTarget(resolve(args.dst, dst_options, mode="w", store_type=args.store_type))
     if target.exists() and not args.overwrite:
         raise StoreExistsError(f"{target.url}: already exists; pass --overwrite to replace it")
     start = time.monotonic()
     file = open_url(args.src, src_options)
     with file.store as store:
+        chunks, compressor = source_defaults(file, rule, compressor)
         try:
-            plans = plan_signals(file, rule)
+            plans = plan_signals(file, chunks)
         except ValueError as exc:
             raise c.CliError(f"--{exc}") from exc  # "chunks names dims ...": the option
         shown = source_compressor(plans[0]) if compressor == KEEP else compressor
@@ -119,7 +144,7 @@ def run(args: argparse.Namespace) -> int:
             url = copy(
                 store,
                 args.dst,
-                chunks=rule,
+                chunks=chunks,
                 compressor=compressor,
                 store_type=args.store_type,
                 overwrite=args.overwrite,
@@ -130,10 +155,74 @@ def run(args: argparse.Namespace) -> int:
         return _report(url, dst_options, store, start)
 
 
+def _is_folder(src: str, options: dict[str, Any]) -> bool:
+    """A folder of files to convert: ``.../`` or a local directory that is no zspy store."""
+    import os
+
+    if src.endswith("/"):
+        return True
+    path = os.path.expanduser(src)
+    return "://" not in src and os.path.isdir(path) and not src.rstrip("/").endswith(".zspy")
+
+
+def _run_folder(
+    args: argparse.Namespace,
+    src_options: dict[str, Any],
+    dst_options: dict[str, Any],
+    chunks: Any,
+    compressor: Any,
+) -> int:
+    """``convert DIR/ PREFIX/``: every ``.hspy`` below ``DIR``, in parallel, resumably."""
+    import dask
+
+    from intake_zspy._progress import progress_bar
+    from intake_zspy.ops.folder import FolderItem, convert_folder, plan_folder
+
+    if args.jobs < 1:
+        raise c.CliError("--jobs must be at least 1")
+    items = plan_folder(args.src, args.dst, src_options)
+    if args.dry_run:
+        sys.stdout.write("".join(f"{i.source} -> {i.target}\n" for i in items))
+        return c.EXIT_OK
+    bar = progress_bar(len(items), "converting", "file", c.show_progress(args.progress))
+
+    def done(item: FolderItem) -> None:
+        if bar is not None:
+            bar.write(item.line(), file=sys.stderr)
+            bar.update(1)
+        else:
+            sys.stderr.write(item.line() + "\n")
+
+    config: dict[str, Any] = {"scheduler": "threads"}
+    if args.workers is not None:
+        config["num_workers"] = args.workers
+    with dask.config.set(config):
+        items = convert_folder(
+            args.src,
+            args.dst,
+            overwrite=args.overwrite,
+            workers=args.jobs,
+            chunks=chunks,
+            compressor=compressor,
+            storage_options=src_options,
+            target_storage_options=dst_options,
+            on_done=done,
+        )
+    if bar is not None:
+        bar.close()
+    counts = {s: sum(i.status == s for i in items) for s in ("converted", "skipped", "failed")}
+    sys.stdout.write(", ".join(f"{n} {s}" for s, n in counts.items()) + "\n")
+    return c.EXIT_ERROR if counts["failed"] else c.EXIT_OK
+
+
 def _report(url: str, options: dict[str, Any], source: KeyValueStore, start: float) -> int:
     from intake_zspy.format.decode import open_url
+    from intake_zspy.storage import HDF5File
 
-    source_bytes = sum(i.size or 0 for i in source.list().values())
+    if isinstance(source, HDF5File):
+        source_bytes = int(source.fs.size(source.path) or 0)
+    else:
+        source_bytes = sum(i.size or 0 for i in source.list().values())
     written = open_url(url, options)
     with written.store:
         count = len(written.signal_names())

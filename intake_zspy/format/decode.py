@@ -81,14 +81,14 @@ class ZspyFile:
                 f"{url}: not a zspy store: the root group has no "
                 f"{names.ATTR_FILE_FORMAT}={names.FILE_FORMAT!r} attribute (a plain zarr group?)"
             )
-        if str(file_format).lower() != names.FILE_FORMAT.lower():
+        if str(file_format).lower() != h.file_format.lower():
             raise ZspyFormatError(
-                f"{url}: not a zspy store: {names.ATTR_FILE_FORMAT} is {file_format!r}"
+                f"{url}: not a {h.container_name}: {names.ATTR_FILE_FORMAT} is {file_format!r}"
             )
         version = attrs.get(names.ATTR_FORMAT_VERSION, names.FORMAT_VERSION)
         if _version_tuple(version) > _version_tuple(names.FORMAT_VERSION):
             warnings.warn(
-                f"{url}: written with zspy format version {version}, newer than the "
+                f"{url}: written with {h.file_format} format version {version}, newer than the "
                 f"{names.FORMAT_VERSION} this version of intake-zspy knows; reading anyway",
                 ZspyVersionWarning,
                 stacklevel=4,
@@ -183,15 +183,26 @@ class ZspyFile:
 
 
 def open_file(store: KeyValueStore, *, consolidated: bool | None = None) -> ZspyFile:
-    """Load the metadata of a zspy store and check that it is one.
+    """Load the metadata of a zspy store (or a HyperSpy ``.hspy`` file: an
+    :class:`~intake_zspy.storage.HDF5File`) and check that it is one.
 
     Raises
     ------
+    ImportError
+        An HDF5 file, and h5py is missing (install ``intake-zspy[hspy]``).
+    UnsupportedVersionError
+        A ``.hspy`` file older than the versions read (the message says which).
     ZspyFormatError
         The store is not a zspy store; the message says what is missing.
     IncompleteStoreError
         The store was left incomplete by an interrupted writer.
     """
+    from intake_zspy.storage import HDF5File
+
+    if isinstance(store, HDF5File):
+        from intake_zspy.format.h5 import load_h5_hierarchy
+
+        return ZspyFile(load_h5_hierarchy(store))
     return ZspyFile(load_hierarchy(store, consolidated))
 
 

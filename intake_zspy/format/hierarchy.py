@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numcodecs
 import numpy as np
@@ -89,6 +89,11 @@ class Hierarchy:
         ``{"path/.zattrs": {...}, "path/data/.zarray": {...}, ...}``; the root group's
         documents have keys ``".zgroup"`` and ``".zattrs"``.
     """
+
+    #: The root ``file_format`` attribute the container's files carry.
+    file_format: ClassVar[str] = names.FILE_FORMAT
+    #: What the container is called in messages.
+    container_name: ClassVar[str] = "zspy store"
 
     def __init__(
         self,

@@ -29,6 +29,8 @@ from typing import Final
 
 FILE_FORMAT: Final = "ZSpy"
 FORMAT_VERSION: Final = "3.3"
+#: The root ``file_format`` of HyperSpy's HDF5 twin, ``.hspy`` (same layout, same versions).
+HSPY_FILE_FORMAT: Final = "HyperSpy"
 ATTR_FILE_FORMAT: Final = "file_format"
 ATTR_FORMAT_VERSION: Final = "file_format_version"
 

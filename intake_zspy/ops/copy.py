@@ -12,6 +12,7 @@ blocks per worker thread.
 
 from __future__ import annotations
 
+import math
 import os
 import warnings
 from collections.abc import Mapping, Sequence
@@ -27,7 +28,15 @@ if TYPE_CHECKING:
     from intake_zspy.format.decode import ZspyFile
     from intake_zspy.storage import KeyValueStore, StoreKind, WriteTarget
 
-__all__ = ["KEEP", "ChunkRule", "SignalPlan", "copy", "plan_signals"]
+__all__ = [
+    "KEEP",
+    "ChunkRule",
+    "SignalPlan",
+    "copy",
+    "plan_signals",
+    "source_defaults",
+    "split_chunks",
+]
 
 #: ``compressor=KEEP``: write with the source's data compressor.
 KEEP: Final = "keep"
@@ -114,7 +123,9 @@ class ChunkRule:
         )
 
 
-ChunkSpec = ChunkRule | Literal["auto"] | Mapping[str, int | None] | Sequence[int | None] | None
+ChunkSpec = (
+    ChunkRule | Literal["auto", "hdf5"] | Mapping[str, int | None] | Sequence[int | None] | None
+)
 
 
 def _size(value: Any) -> int | None:
@@ -164,7 +175,7 @@ def plan_signals(file: ZspyFile, chunks: ChunkSpec = None) -> list[SignalPlan]:
     from intake_zspy.dataset import dim_names
     from intake_zspy.format.model import RaggedArray
 
-    rule = ChunkRule.of(chunks)
+    rule = "hdf5" if chunks == "hdf5" else ChunkRule.of(chunks)
     plans = []
     for name in file.signal_names():
         sig = file.signal(name)
@@ -173,14 +184,16 @@ def plan_signals(file: ZspyFile, chunks: ChunkSpec = None) -> list[SignalPlan]:
         shape = meta.shape
         stored = tuple(max(1, min(ch, n)) for ch, n in zip(meta.chunks, shape, strict=True))
         target = stored
-        if rule is not None and not meta.is_object:
-            navigate = [a.navigate is not False for a in sig.axes]
+        navigate = [a.navigate is not False for a in sig.axes]
+        if rule == "hdf5" and not meta.is_object:
+            target = split_chunks(stored, meta.dtype.itemsize, navigate, layout.TARGET_CHUNK_BYTES)
+        elif isinstance(rule, ChunkRule) and not meta.is_object:
             target = rule.resolve(dims, shape, stored, navigate, meta.dtype.itemsize)
         read = tuple(max(t, s) for t, s in zip(target, stored, strict=True))
         plans.append(
             SignalPlan(name, dims, shape, stored, target, read, meta.is_object, meta.compressor)
         )
-    if rule is not None:
+    if isinstance(rule, ChunkRule):
         rule.check_dims({d for p in plans for d in p.dims})
     return plans
 
@@ -203,7 +216,8 @@ def copy(
     Parameters
     ----------
     src
-        The source store (anything :func:`intake_zspy.open_dataset` takes).
+        The source store (anything :func:`intake_zspy.open_dataset` takes), or a
+        HyperSpy ``.hspy`` file: converted to zspy (see :func:`source_defaults`).
     dst
         The target: a path, a ``.zip`` path, ``zip::<url>`` or a URL prefix.
     chunks
@@ -247,13 +261,14 @@ def copy(
     file = open_url(src, storage_options)
     store = file.store
     try:
+        chunks, compressor = source_defaults(file, chunks, compressor)
         plans = plan_signals(file, chunks)
         if chunks is None and compressor == KEEP:
             return _copy_raw(store, file, target, consolidated, progress)
         if compressor == KEEP:
             compressor = source_compressor(plans[0])
         return write_to(
-            _open_tree(store, plans),
+            _open_tree(file, plans),
             target,
             overwrite=overwrite,
             compressor=compressor,
@@ -265,6 +280,45 @@ def copy(
             store.close()
 
 
+def source_defaults(
+    file: ZspyFile, chunks: ChunkSpec, compressor: Codec | Literal["keep"] | None
+) -> tuple[ChunkSpec, Codec | Literal["keep"] | None]:
+    """What "keep" means for ``file``: for a HyperSpy ``.hspy`` (HDF5) source, whose
+    chunks and compression zarr cannot take over, ``chunks=None`` becomes ``"hdf5"``
+    (each stored chunk split along navigation into chunks of at most about 32 MiB, see
+    :func:`split_chunks`: objects sized for cloud reads, each HDF5 chunk decompressed
+    once) and ``compressor="keep"`` HyperSpy's zspy default (Blosc zstd)."""
+    from intake_zspy.storage import HDF5File
+
+    if not isinstance(file.store, HDF5File):
+        return chunks, compressor
+    from intake_zspy.format.arrays import DEFAULT_COMPRESSOR
+
+    return ("hdf5" if chunks is None else chunks), (
+        DEFAULT_COMPRESSOR if compressor == KEEP else compressor
+    )
+
+
+def split_chunks(
+    stored: Sequence[int], itemsize: int, navigate: Sequence[bool], budget: int
+) -> tuple[int, ...]:
+    """Target chunks that tile each stored chunk exactly, up to ``budget`` bytes.
+
+    The largest navigation chunk is replaced by its largest proper divisor until a chunk
+    holds at most ``budget`` bytes (or every navigation chunk is 1): every target chunk
+    lies inside one stored chunk, so each stored (HDF5) chunk is read and decompressed
+    once, and split without copying across chunks.
+    """
+    chunks = list(stored)
+    nav = [i for i, flag in enumerate(navigate) if flag]
+    while nav and math.prod(chunks) * itemsize > budget:
+        i = max(nav, key=lambda j: (chunks[j], j))
+        if chunks[i] == 1:
+            break
+        chunks[i] = max(d for d in range(1, chunks[i]) if chunks[i] % d == 0)
+    return tuple(chunks)
+
+
 def source_compressor(plan: SignalPlan) -> Codec | None:
     """The compressor a signal's data is stored with (checked against the allow-list)."""
     from intake_zspy.format.codecs import COMPRESSORS, make_codec
@@ -274,7 +328,7 @@ def source_compressor(plan: SignalPlan) -> Codec | None:
     return make_codec(plan.compressor, f"signal {plan.name!r}", COMPRESSORS)
 
 
-def _open_tree(store: KeyValueStore, plans: list[SignalPlan]) -> Any:
+def _open_tree(file: ZspyFile, plans: list[SignalPlan]) -> Any:
     import xarray as xr
 
     from intake_zspy.reader import open_dataset
@@ -283,7 +337,7 @@ def _open_tree(store: KeyValueStore, plans: list[SignalPlan]) -> Any:
     for p in plans:
         with warnings.catch_warnings():  # the read chunks may straddle stored ones
             warnings.filterwarnings("ignore", message=".*separate the stored chunks.*")
-            ds = open_dataset(store, signal=p.name, chunks=dict(zip(p.dims, p.read, strict=True)))
+            ds = open_dataset(file, signal=p.name, chunks=dict(zip(p.dims, p.read, strict=True)))
         if p.target != p.read:
             ds = ds.chunk(dict(zip(p.dims, p.target, strict=True)))
         nodes[f"/{p.name}"] = ds

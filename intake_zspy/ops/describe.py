@@ -69,6 +69,7 @@ def _hyperspy_dims(axes: list[dict[str, Any]]) -> str:
 
 
 def _signal(file: ZspyFile, signal: Signal, listing: Mapping[str, KeyInfo]) -> dict[str, Any]:
+    from intake_zspy.format.h5 import H5Array
     from intake_zspy.format.model import RaggedArray
 
     summary = summarize_signal(file.hierarchy, signal.name)
@@ -78,7 +79,12 @@ def _signal(file: ZspyFile, signal: Signal, listing: Mapping[str, KeyInfo]) -> d
     dims = [a["dim"] for a in summary["axes"]]
     axes = [_axis(a, d) for a, d in zip(signal.axes, dims, strict=True)]
     stored_chunks, stored_bytes = _stored(listing, flat.path)
-    if isinstance(data, RaggedArray):
+    compressor = meta.compressor
+    if isinstance(flat, H5Array):  # HDF5: the file's own chunk index and filters
+        stored_chunks, stored_bytes, compressor = flat.stored()
+    if isinstance(data, RaggedArray) and isinstance(data.shapes, H5Array):
+        stored_bytes = (stored_bytes or 0) + data.shapes.stored()[1]
+    elif isinstance(data, RaggedArray):
         _, shape_bytes = _stored(listing, data.shapes.path)
         stored_bytes = None if shape_bytes is None else (stored_bytes or 0) + shape_bytes
     itemsize = None if meta.is_object else meta.dtype.itemsize
@@ -101,7 +107,7 @@ def _signal(file: ZspyFile, signal: Signal, listing: Mapping[str, KeyInfo]) -> d
         "chunk_count": math.prod(meta.grid),
         "stored_chunks": stored_chunks,
         "chunk_bytes": None if itemsize is None else math.prod(meta.chunks) * itemsize,
-        "compressor": meta.compressor,
+        "compressor": compressor,
         "filters": list(meta.filters),
         "fill_value": meta.fill_value,
         "nbytes": None if itemsize is None else math.prod(meta.shape) * itemsize,
@@ -119,8 +125,12 @@ def describe_file(
     original_metadata: bool = False,
 ) -> dict[str, Any]:
     """:func:`describe` for an opened store."""
+    from intake_zspy.storage import HDF5File
+
     listing = file.store.list()
     sizes = [i.size for i in listing.values()]
+    if isinstance(file.store, HDF5File):  # one file: its size
+        sizes = [file.store.fs.size(file.store.path)]
     wanted = [file.resolve_name(signal)] if signal is not None else file.signal_names()
     signals = []
     for name in wanted:
@@ -134,6 +144,7 @@ def describe_file(
     return {
         "url": file.url,
         "store_kind": store_description(file.store),
+        "file_format": file.hierarchy.file_format,
         "format_version": file.format_version,
         "consolidated": names.ZMETADATA in listing,
         "keys": len(listing),

@@ -253,13 +253,20 @@ def verify(
         Nothing exists at ``url``.
     """
     from intake_zspy.ops.describe import store_description
-    from intake_zspy.storage import open_store
+    from intake_zspy.ops.verify_h5 import verify_hdf5
+    from intake_zspy.storage import HDF5File, open_store
 
     report = Report(url)
     try:
         store = open_store(url, storage_options)
     except ZspyFormatError as exc:  # e.g. a truncated zip file
         report.problems.append(str(exc))
+        return report
+    if isinstance(store, HDF5File):  # HyperSpy's .hspy: read through h5py
+        with store:
+            report.url, report.kind = store.url, store_description(store)
+            verify_hdf5(store, report, progress=progress)
+        report.add_array_findings()
         return report
     with store:
         report.url, report.kind = store.url, store_description(store)

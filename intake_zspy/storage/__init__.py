@@ -9,6 +9,7 @@ reading, writing, catalogs and the command line; :func:`open_store` gives a
 from __future__ import annotations
 
 from intake_zspy.storage._fsspec import FsspecStore
+from intake_zspy.storage._hdf5 import HDF5_SIGNATURE, HDF5File
 from intake_zspy.storage._keys import KeyInfo, check_key
 from intake_zspy.storage._kinds import STORE_KINDS, StoreKind
 from intake_zspy.storage._local import DirectoryStore
@@ -26,10 +27,12 @@ from intake_zspy.storage._zarr import ZarrStoreAdapter
 
 __all__ = [
     "CREDENTIAL_KEYS",
+    "HDF5_SIGNATURE",
     "S3_MAX_POOL_CONNECTIONS",
     "STORE_KINDS",
     "DirectoryStore",
     "FsspecStore",
+    "HDF5File",
     "KeyInfo",
     "KeyValueStore",
     "Location",

@@ -28,6 +28,7 @@ from intake_zspy.errors import (
     ZspyFormatError,
 )
 from intake_zspy.storage._fsspec import FsspecStore, cat_or_none, list_fs
+from intake_zspy.storage._hdf5 import HDF5_SIGNATURE, HDF5File
 from intake_zspy.storage._keys import check_key
 from intake_zspy.storage._kinds import StoreKind
 from intake_zspy.storage._local import DirectoryStore
@@ -44,7 +45,6 @@ __all__ = [
 ]
 
 _ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06")
-_HDF5_MAGIC = b"\x89HDF\r\n\x1a\n"
 _READ_ONLY_PROTOCOLS = frozenset({"http", "https", "github", "ftp", "reference", "cached"})
 #: Concurrent requests s3fs may keep open (botocore's default, 10, throttles metadata reads).
 S3_MAX_POOL_CONNECTIONS = 64
@@ -208,7 +208,8 @@ def open_store(
     urlpath
         One of:
 
-        - a local directory or a local zip file (detected from its first bytes);
+        - a local directory, a local zip file or HDF5 file (HyperSpy's ``.hspy``),
+          told apart by their first bytes (an HDF5 file gives an :class:`HDF5File`);
         - an fsspec URL (see :func:`resolve`): a prefix or a zip object on remote
           storage is told apart by one listing;
         - an :class:`fsspec.FSMap` (``fsspec.get_mapper(...)``);
@@ -230,7 +231,8 @@ def open_store(
     StoreNotFoundError
         Nothing exists at ``urlpath`` (a ``FileNotFoundError``).
     ZspyFormatError
-        ``urlpath`` is a file that is neither a zip archive nor a directory store.
+        ``urlpath`` is a file that is neither a zip archive, an HDF5 file nor a directory
+        store.
     DamagedStoreError
         ``urlpath`` is a damaged or truncated zip file.
     TypeError
@@ -292,14 +294,12 @@ def open_store(
 def _open_zip(fs: fsspec.AbstractFileSystem, path: str, url: str) -> KeyValueStore:
     with fs.open(path, "rb") as f:
         head = f.read(8)
-    if head.startswith(_HDF5_MAGIC):
-        raise ZspyFormatError(
-            f"{url}: this is an HDF5 file (HyperSpy .hspy?), not a zspy store; "
-            "open it with hyperspy or h5py"
-        )
+    if head.startswith(HDF5_SIGNATURE):  # HyperSpy's .hspy, read through h5py
+        return HDF5File(fs, path, url)
     if not head.startswith(_ZIP_MAGIC):
         raise ZspyFormatError(
-            f"{url}: not a zspy store: a file that is neither a zip archive nor a directory"
+            f"{url}: not a zspy store nor a HyperSpy .hspy file: a file that is neither a "
+            "zip archive, an HDF5 file nor a directory"
         )
     return FsspecStore.from_zip(fs, path, url)
 

@@ -178,7 +178,9 @@ class WriteTarget:
         removed first from the old one, which then reads as incomplete)."""
         tail = [f"{staging}/{k}" for k in last]
         keys = [k for k in self.fs.find(staging) if self.fs._strip_protocol(k) not in tail]
-        self.fs.rm([f"{self.path}/{k}" for k in last if self.fs.exists(f"{self.path}/{k}")])
+        gone = [f"{self.path}/{k}" for k in last if self.fs.exists(f"{self.path}/{k}")]
+        if gone:  # s3fs refuses an empty list (an interrupted store lacks these keys)
+            self.fs.rm(gone)
         self.fs.rm(self.path, recursive=True)
         rel = len(self.fs._strip_protocol(staging).rstrip("/")) + 1
         dest = [f"{self.path}/{self.fs._strip_protocol(k)[rel:]}" for k in keys]

@@ -244,6 +244,10 @@ def read_via_rsciio(store: Path) -> list[dict[str, Any]]:
     list of dict
         RosettaSciIO's own output (``lazy=False``), unchanged.
     """
+    if store.suffix == ".hspy":  # the HDF5 twin of zspy
+        from rsciio.hspy import file_reader as read_hspy
+
+        return list(read_hspy(str(store), lazy=False))
     from rsciio.zspy import file_reader
 
     return list(file_reader(str(store), lazy=False))

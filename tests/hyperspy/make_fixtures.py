@@ -953,6 +953,58 @@ def _check_zip(path: Path, first_chunk: str) -> None:
         raise AssertionError(f"{path}: expected duplicated member names")
 
 
+#: ``save`` keywords that only the zspy writer knows (left out of the ``.hspy`` twin).
+_ZSPY_ONLY_KW = ("store_type", "write_empty_chunks", "fill_value")
+
+
+def _install_hspy_twin(out: Path) -> Callable[[], None]:
+    """Make every ``save`` of a ``.zspy`` path also save ``out/hspy/<stem>.hspy``.
+
+    Every case of the zspy set is then also written as HyperSpy's HDF5 ``.hspy`` from
+    the very same signal object (zip variants, zarr stores passed in and edits made
+    with zarr after saving have no twin). Returns the function that uninstalls it.
+    """
+    from hyperspy.signal import BaseSignal
+
+    original = BaseSignal.save
+    twins = out / "hspy"
+    twins.mkdir(exist_ok=True)
+
+    def save(self: Any, filename: Any = None, *args: Any, **kwargs: Any) -> Any:
+        result = original(self, filename, *args, **kwargs)
+        twin = isinstance(filename, str | Path) and str(filename).endswith(".zspy")
+        if twin and kwargs.get("store_type", "local") == "local":
+            hspy_kw = {k: v for k, v in kwargs.items() if k not in _ZSPY_ONLY_KW}
+            original(self, twins / f"{Path(filename).stem}.hspy", *args, **hspy_kw)
+        return result
+
+    BaseSignal.save = save  # type: ignore[method-assign]
+
+    def uninstall() -> None:
+        BaseSignal.save = original  # type: ignore[method-assign]
+
+    return uninstall
+
+
+def _finish_hspy_twins(out: Path) -> list[str]:
+    """Complete the ``.hspy`` twins (the second experiment of ``multi``); their names."""
+    import h5py
+
+    twins = out / "hspy"
+    second = twins / "multi_second.hspy"
+    if second.exists():
+        with h5py.File(second, "r") as src, h5py.File(twins / "multi.hspy", "r+") as dst:
+            src.copy(src["Experiments/second"], dst["Experiments"], name="second")
+        second.unlink()
+        loaded = hs.load(twins / "multi.hspy")
+        if not isinstance(loaded, list) or len(loaded) != 2:
+            raise AssertionError("hspy/multi.hspy: HyperSpy did not load two signals")
+    names = sorted(p.name for p in twins.glob("*.hspy"))
+    for name in names:
+        hs.load(twins / name)  # each twin loads in HyperSpy
+    return names
+
+
 def build_all(out: Path) -> list[Fixture]:
     """Write every store into ``out`` and return their manifest entries.
 
@@ -993,9 +1045,14 @@ def build_all(out: Path) -> list[Fixture]:
     ]  # fmt: skip
     for name in planned:
         _remove(out / name)
+    _remove(out / "hspy")
+    uninstall = _install_hspy_twin(out)
     fixtures: list[Fixture] = []
-    for build in builders:
-        fixtures.extend(build(out))
+    try:
+        for build in builders:
+            fixtures.extend(build(out))
+    finally:
+        uninstall()
     shutil.rmtree(tmp)
     names = [f.file for f in fixtures]
     if len(set(names)) != len(names):
@@ -1024,6 +1081,7 @@ def write_manifest(out: Path, fixtures: list[Fixture], seconds: float) -> Path:
             "numpy": np.__version__,
             "seconds": round(seconds, 2),
         },
+        "hspy": _finish_hspy_twins(out),
         "stores": [
             {
                 "file": f.file,

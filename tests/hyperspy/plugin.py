@@ -51,8 +51,9 @@ class HyperspyFixtures(NamedTuple):
     outdir : pathlib.Path
         Directory holding the stores and ``manifest.json``.
     manifest : dict
-        Parsed ``manifest.json``: ``{"generator": {...}, "stores": [{"file",
-        "kind", "description", "edited", "bytes"}, ...]}``.
+        Parsed ``manifest.json``: ``{"generator": {...}, "hspy": [names], "stores":
+        [{"file", "kind", "description", "edited", "bytes"}, ...]}``; ``hspy`` lists
+        the ``.hspy`` twins written under ``outdir/hspy`` from the same signals.
     """
 
     outdir: Path
@@ -67,6 +68,16 @@ class HyperspyFixtures(NamedTuple):
     def names(self) -> list[str]:
         """Return the file names of all stores, in manifest order."""
         return [entry["file"] for entry in self.manifest["stores"]]
+
+    def hspy_names(self) -> list[str]:
+        """Return the file names of the ``.hspy`` twins (under ``outdir/hspy``)."""
+        return list(self.manifest.get("hspy", []))
+
+    def hspy_path(self, name: str) -> Path:
+        """Return the path of the ``.hspy`` twin called ``name`` (checked to be listed)."""
+        if name not in self.hspy_names():
+            raise KeyError(f"{name!r} is not among the .hspy twins of manifest.json")
+        return self.outdir / "hspy" / name
 
     def entry(self, name: str) -> dict[str, Any]:
         """Return the manifest entry of the store called ``name``."""
