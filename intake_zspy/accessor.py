@@ -52,6 +52,12 @@ class ZspyAccessor:
 
         return to_zspy(self._obj, urlpath, **kwargs)
 
+    def _repr_html_(self) -> str:
+        """The notebook view: title, axes, metadata tree and a thumbnail when cheap."""
+        from intake_zspy.archive._repr import dataset_html
+
+        return dataset_html(self._obj)
+
 
 _lock = threading.RLock()
 _registered = False

@@ -303,3 +303,9 @@ class ZspySource(DataSource):
         self._schema = None
         self._blocks = {}
         self._nav = []
+
+    def _repr_html_(self) -> str:
+        """The notebook view: summary, axes, metadata tree and a thumbnail when cheap."""
+        from intake_zspy.archive._repr import source_html
+
+        return source_html(self.urlpath, self.signal, self.storage_options)

@@ -103,6 +103,7 @@ def test_source_catalogs_and_describe_share_one_summary(local_store: Path) -> No
         "signal_type": "EELS",
         "shape": [6, 4, 16],
         "dtype": "float32",
+        "chunks": [2, 2, 16],
         "axes": [
             {"dim": "y", "name": "y", "units": "nm", "navigate": True, "size": 6},
             {"dim": "x", "name": "x", "units": "nm", "navigate": True, "size": 4},
@@ -134,6 +135,7 @@ def test_summary_never_fails_on_odd_documents() -> None:
         "signal_type": "",
         "shape": [],
         "dtype": "",
+        "chunks": [],
         "axes": [],
     }
 

@@ -46,7 +46,7 @@ def test_import_and_help_import_no_heavy_modules() -> None:
         print("errors and limits", loaded())
         from intake_zspy.cli import main
         for argv in (["--version"], ["--help"], *([c, "--help"] for c in
-                     ("info", "check", "convert", "catalog", "preview"))):
+                     ("info", "check", "convert", "catalog", "browse", "preview"))):
             with contextlib.redirect_stdout(io.StringIO()) as text:
                 assert main(argv) == 0, argv
             assert text.getvalue(), argv
@@ -57,7 +57,7 @@ def test_import_and_help_import_no_heavy_modules() -> None:
     lines = out.splitlines()
     for line in lines[:-1]:
         assert line.endswith(" []"), line  # nothing heavy loaded
-    assert len(lines) == 10
+    assert len(lines) == 11
     assert lines[-1] == f"version {intake_zspy.__version__}"
 
 

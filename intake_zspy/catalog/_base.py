@@ -118,3 +118,9 @@ class ZspyCatalogBase(Catalog):
         text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
         with open_files([url], **(storage_options or {}), mode="wt")[0] as f:
             f.write(text)
+
+    def _repr_html_(self) -> str:
+        """The notebook view: one row per entry (title, signal type, shape, size, errors)."""
+        from intake_zspy.archive._repr import catalog_html
+
+        return catalog_html(str(self.name), str(self.urlpath), self._entries)

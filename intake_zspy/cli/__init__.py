@@ -1,4 +1,5 @@
-"""The ``intake-zspy`` command: inspect, check, convert, catalog and preview zspy stores.
+"""The ``intake-zspy`` command: inspect, check, convert, catalog, browse and preview zspy
+stores.
 
 Run ``intake-zspy --help`` (or ``python -m intake_zspy --help``). Each command lives in
 its own module with a ``register(subparsers)`` function that adds its parser and sets
@@ -23,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from intake_zspy.cli import catalog, check, convert, info, preview
+from intake_zspy.cli import browse, catalog, check, convert, info, preview
 from intake_zspy.cli._common import EXIT_ERROR, CliError
 
 __all__ = ["build_parser", "main"]
@@ -37,6 +38,7 @@ examples:
   intake-zspy check run_copy.zip
   intake-zspy convert run.zspy s3://lab/run.zspy --chunks auto-signal:16MB
   intake-zspy catalog s3://lab/2026/ -o catalog.yml --previews previews/
+  intake-zspy browse s3://lab/2026/ -o site/
   intake-zspy preview run.zspy -o run.png
 
 exit status: 0 success, 1 check found a damaged store, 2 error, 130 interrupted.
@@ -84,7 +86,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="on an error, show the full Python traceback (for bug reports)",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for module in (info, check, convert, catalog, preview):
+    for module in (info, check, convert, catalog, browse, preview):
         module.register(commands)
     return parser
 

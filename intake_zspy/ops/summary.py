@@ -52,9 +52,11 @@ def summarize_signal(h: Hierarchy, name: str) -> dict[str, Any]:
     -------
     dict
         Plain Python values (JSON- and YAML-safe): ``signal``, ``title``,
-        ``signal_type``, ``shape``, ``dtype`` and ``axes``, one per dim in array order
-        with ``dim`` (the Dataset's dim name), ``name``, ``units``, ``navigate`` and
-        ``size``.
+        ``signal_type``, ``shape``, ``dtype``, ``chunks`` (the stored chunk shape, empty
+        when unknown) and ``axes``, one per dim in array order with ``dim`` (the
+        Dataset's dim name), ``name``, ``units``, ``navigate`` and ``size``. When the
+        metadata has them: ``date`` and ``time`` (``General``), ``instrument`` (the
+        ``Acquisition_instrument`` groups, e.g. ``"TEM"``) and ``beam_energy`` (kV).
     """
     from intake_zspy.dataset import dim_names_for
 
@@ -66,6 +68,10 @@ def summarize_signal(h: Hierarchy, name: str) -> dict[str, Any]:
         shape = [int(n) for n in zarray.get("shape", [])]
     except (TypeError, ValueError):
         shape = []
+    try:
+        chunks = [int(n) for n in zarray.get("chunks", [])]
+    except (TypeError, ValueError):
+        chunks = []
     try:
         dtype = str(parse_dtype(zarray["dtype"]))
     except (KeyError, TypeError, ValueError):
@@ -92,8 +98,25 @@ def summarize_signal(h: Hierarchy, name: str) -> dict[str, Any]:
         "signal_type": signal_type or "",
         "shape": shape,
         "dtype": dtype,
+        "chunks": chunks if len(chunks) == len(shape) else [],
         "axes": axes,
+        **_acquisition(h, f"{path}/{names.METADATA}"),
     }
+
+
+def _acquisition(h: Hierarchy, metadata: str) -> dict[str, Any]:
+    """``date``, ``time``, ``instrument`` and ``beam_energy`` where the metadata has them."""
+    general = h.attrs(f"{metadata}/General")
+    found: dict[str, Any] = {k: _text(general.get(k)) for k in ("date", "time")}
+    instrument_path = f"{metadata}/Acquisition_instrument"
+    kinds = h.groups(instrument_path)
+    found["instrument"] = ", ".join(kinds) or None
+    for kind in kinds:
+        energy = _plain(h.attrs(f"{instrument_path}/{kind}").get("beam_energy"))
+        if isinstance(energy, int | float) and not isinstance(energy, bool):
+            found["beam_energy"] = energy
+            break
+    return {k: v for k, v in found.items() if v is not None}
 
 
 def summarize_file(file: ZspyFile) -> list[dict[str, Any]]:
