@@ -27,6 +27,7 @@ from intake_zspy.errors import (
     StoreReadError,
     UnsafePathError,
     UnsupportedCodecError,
+    UnsupportedVersionError,
     ZspyError,
     ZspyFormatError,
     ZspyNameWarning,
@@ -36,6 +37,7 @@ from intake_zspy.errors import (
 from intake_zspy.format.limits import Limits, get_limits, set_limits
 
 if TYPE_CHECKING:
+    from intake_zspy.archive import browse
     from intake_zspy.catalog import ZspyExperimentsCatalog, ZspyStoresCatalog
     from intake_zspy.ops.copy import copy
     from intake_zspy.ops.describe import describe
@@ -57,6 +59,7 @@ _LAZY = {
     "verify": "intake_zspy.ops.verify",
     "copy": "intake_zspy.ops.copy",
     "describe": "intake_zspy.ops.describe",
+    "browse": "intake_zspy.archive",
     "preview_figure": "intake_zspy.preview",
     "ZspySource": "intake_zspy.source",
     "ZspyExperimentsCatalog": "intake_zspy.catalog",
@@ -103,6 +106,7 @@ __all__ = [
     "StoreReadError",
     "UnsafePathError",
     "UnsupportedCodecError",
+    "UnsupportedVersionError",
     "ZspyError",
     "ZspyExperimentsCatalog",
     "ZspyFormatError",
@@ -112,6 +116,7 @@ __all__ = [
     "ZspyVersionWarning",
     "ZspyWarning",
     "__version__",
+    "browse",
     "copy",
     "describe",
     "get_limits",

@@ -14,7 +14,8 @@ The tree::
     │   ├── ChunkDecodeError                a chunk's bytes do not decode as declared
     │   ├── DamagedStoreError               the container is damaged (zip CRC, zip directory)
     │   ├── UnsafePathError                 a key or name that would leave a store or target
-    │   └── LimitExceededError              a size or depth beyond the configured limits
+    │   ├── LimitExceededError              a size or depth beyond the configured limits
+    │   └── UnsupportedVersionError         a format version older than the ones read
     ├── PreviewError (ValueError)           a signal that cannot be previewed (ragged, text)
     ├── SignalNotFoundError (KeyError)      no such ``Experiments/`` signal
     ├── StoreNotFoundError (FileNotFoundError)
@@ -42,6 +43,7 @@ __all__ = [
     "StoreReadError",
     "UnsafePathError",
     "UnsupportedCodecError",
+    "UnsupportedVersionError",
     "ZspyError",
     "ZspyFormatError",
     "ZspyNameWarning",
@@ -83,6 +85,11 @@ class LimitExceededError(ZspyFormatError):
 
     See :func:`intake_zspy.set_limits` to raise them for trusted data.
     """
+
+
+class UnsupportedVersionError(ZspyFormatError):
+    """The file declares a format version older than the ones intake-zspy reads; the
+    message says which versions are supported."""
 
 
 class PreviewError(ZspyError, ValueError):

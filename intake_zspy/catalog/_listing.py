@@ -12,6 +12,7 @@ so one bad store never hides the others.
 
 from __future__ import annotations
 
+import hashlib
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -23,9 +24,10 @@ from typing import Any
 import fsspec
 from fsspec.utils import glob_translate
 
+from intake_zspy.catalog._zip_tail import fetch_tails, open_zip_from_tail
 from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
-from intake_zspy.format.decode import ZspyFile, open_url
+from intake_zspy.format.decode import ZspyFile, open_file, open_url
 from intake_zspy.format.documents import consolidated_docs, parse_json
 from intake_zspy.format.hierarchy import Hierarchy
 from intake_zspy.ops.summary import summarize_file, summary_line
@@ -37,6 +39,8 @@ __all__ = ["StoreInfo", "find_stores", "store_line"]
 #: Threads opening zip stores at once (each needs a few reads of its central directory).
 ZIP_WORKERS = 16
 SUFFIX = ".zspy"
+#: HyperSpy's HDF5 files, listed beside the zspy stores (opened like zip stores).
+HSPY_SUFFIX = ".hspy"
 
 #: The documents a summary needs when a directory store has no ``.zmetadata``.
 _SUMMARY_DOCS = re.compile(
@@ -51,7 +55,10 @@ class StoreInfo:
     """What the catalog knows about one store found under a URL.
 
     ``signals`` holds one :func:`~intake_zspy.ops.summarize_signal` dict per signal; ``error`` and
-    ``error_type`` are set instead when the store could not be read.
+    ``error_type`` are set instead when the store could not be read. ``digest`` is a hash
+    of the listing of the store's keys (names, sizes and ETags or modification times): it
+    changes when the store does, without reading it (``intake-zspy browse`` redraws only
+    stores whose digest changed).
     """
 
     name: str
@@ -62,6 +69,7 @@ class StoreInfo:
     format_version: str = ""
     error: str | None = None
     error_type: str | None = None
+    digest: str = ""
 
 
 def store_line(info: StoreInfo) -> str:
@@ -106,7 +114,7 @@ def _roots(paths: Iterable[str]) -> tuple[list[str], list[str]]:
         parent, base = posixpath.split(path)
         if base == names.ZGROUP:
             dirs.add(parent)
-        elif base.lower().endswith(SUFFIX):
+        elif base.lower().endswith((SUFFIX, HSPY_SUFFIX)):
             zips.add(path)
         parts = parent.split("/")
         for i, part in enumerate(parts):
@@ -138,7 +146,7 @@ def _names(roots: list[str], base: str) -> dict[str, str]:
         name = root[len(base) :].strip("/") if root.startswith(base) else root
         return name or posixpath.basename(root.rstrip("/"))
 
-    short = {r: re.sub(r"\.zspy$", "", rel(r), flags=re.IGNORECASE) or rel(r) for r in roots}
+    short = {r: re.sub(r"\.[zh]spy$", "", rel(r), flags=re.IGNORECASE) or rel(r) for r in roots}
     counts: dict[str, int] = {}
     for name in short.values():
         counts[name] = counts.get(name, 0) + 1
@@ -173,6 +181,7 @@ class _Listing:
     fs: fsspec.AbstractFileSystem
     prefix: str
     files: dict[str, int]
+    tokens: dict[str, str]
     pattern: re.Pattern[str] | None
     remote: bool
     local: bool
@@ -182,6 +191,26 @@ class _Listing:
 
     def selected(self, paths: list[str]) -> list[str]:
         return paths if self.pattern is None else [p for p in paths if self.pattern.match(p)]
+
+    def digests(self, roots: Iterable[str]) -> dict[str, str]:
+        """A hash per store root of its keys' names, sizes and tokens (ETag, mtime)."""
+        root_set = set(roots)
+        hashes = {r: hashlib.sha256() for r in root_set}
+        for path in sorted(self.files):
+            owner = path if path in root_set else _owner(path, root_set)
+            if owner is not None:
+                line = f"{path[len(owner) :]}\0{self.files[path]}\0{self.tokens.get(path, '')}\n"
+                hashes[owner].update(line.encode("utf-8", "surrogatepass"))
+        return {r: h.hexdigest()[:32] for r, h in hashes.items()}
+
+
+def _token(info: Mapping[str, Any]) -> str:
+    """What a listing says about a file's content besides its size: ETag, hash or mtime."""
+    for key in ("ETag", "etag", "md5Hash", "mtime", "LastModified", "created"):
+        value = info.get(key)
+        if value is not None:
+            return str(value).strip('"')
+    return ""
 
 
 def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
@@ -204,12 +233,13 @@ def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
     except botocore_errors() as exc:  # no endpoint, no credentials, ...: no OSError
         raise StoreReadError(f"{url}: cannot list it: {exc}{S3_HINT}") from exc
     files = {fs._strip_protocol(p): int(i.get("size") or 0) for p, i in found.items()}
+    tokens = {fs._strip_protocol(p): _token(i) for p, i in found.items()}
     if not files:
         raise StoreNotFoundError(
             f"{url}: nothing found there (a missing or empty folder or prefix); check the "
             "URL and storage_options"
         )
-    return _Listing(fs, prefix, files, pattern, "://" in url or "::" in url, loc.local)
+    return _Listing(fs, prefix, files, tokens, pattern, "://" in url or "::" in url, loc.local)
 
 
 def _summarize_dirs(listing: _Listing, dirs: list[str]) -> dict[str, StoreInfo]:
@@ -251,15 +281,46 @@ def _summarize_dirs(listing: _Listing, dirs: list[str]) -> dict[str, StoreInfo]:
     return infos
 
 
+def _file_kind(path: str) -> StoreKind:
+    return "hdf5" if path.lower().endswith(HSPY_SUFFIX) else "zip"
+
+
 def _summarize_zips(
     listing: _Listing, zips: list[str], options: Mapping[str, Any]
 ) -> dict[str, StoreInfo]:
     """Summaries of zip stores, opened concurrently by a thread pool."""
     if not zips:
         return {}
-    todo = [StoreInfo("", listing.url_of(z), "zip", listing.files[z]) for z in zips]
+    todo = [StoreInfo("", listing.url_of(z), _file_kind(z), listing.files[z]) for z in zips]
+    # remote zip stores: their ends in one concurrent call, each opened from its end
+    tails = (
+        fetch_tails(
+            listing.fs,
+            [z for z, i in zip(zips, todo, strict=True) if i.kind == "zip"],
+            listing.files,
+        )
+        if listing.remote
+        else {}
+    )
+
+    def summarize(path: str, info: StoreInfo) -> StoreInfo:
+        tail = tails.get(path)
+        if tail is None:
+            return _summarize_zip(info.url, options, info)
+        try:
+            if isinstance(tail, BaseException):
+                raise StoreReadError(f"{info.url}: reading failed: {tail}")
+            store = open_zip_from_tail(listing.fs, path, info.url, info.size, tail)
+            with store:
+                file = open_file(store)
+                info.signals = summarize_file(file)
+                info.format_version = file.format_version
+        except (ZspyError, OSError, ValueError) as exc:
+            return _error(info, exc)
+        return info
+
     with ThreadPoolExecutor(max_workers=min(ZIP_WORKERS, len(todo))) as pool:
-        done = list(pool.map(lambda i: _summarize_zip(i.url, options, i), todo))
+        done = list(pool.map(summarize, zips, todo))
     return dict(zip(zips, done, strict=True))
 
 
@@ -286,8 +347,9 @@ def find_stores(
     list of StoreInfo
         Sorted by entry name. Directory stores are directories holding a root
         ``.zgroup`` (named ``*.zspy``, or any name when their root attributes say
-        ``file_format="ZSpy"``); zip stores are files named ``*.zspy``. Stores nested
-        in another store are not listed separately.
+        ``file_format="ZSpy"``); zip stores are files named ``*.zspy``; HyperSpy's
+        HDF5 files are files named ``*.hspy`` (kind ``"hdf5"``). Stores nested in
+        another store are not listed separately.
 
     Raises
     ------
@@ -299,6 +361,8 @@ def find_stores(
     dirs, zips = _roots(listing.files)
     infos = _summarize_dirs(listing, listing.selected(dirs))
     infos.update(_summarize_zips(listing, listing.selected(zips), options))
+    digests = listing.digests(infos)
     for root, name in _names(list(infos), listing.prefix).items():
         infos[root].name = name
+        infos[root].digest = digests[root]
     return sorted(infos.values(), key=lambda i: i.name)
