@@ -17,6 +17,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from intake_zspy import _units as units
+
 __all__ = ["Row", "esc", "format_bytes", "raw_bytes", "render_page", "shape_text"]
 
 
@@ -27,14 +29,7 @@ def esc(value: Any) -> str:
 
 def format_bytes(n: int | None) -> str:
     """``"1.2 MB"``; empty for unknown."""
-    if n is None:
-        return ""
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return ""  # pragma: no cover
+    return units.format_bytes(n, unknown="")
 
 
 _ITEMSIZE = {"bool": 1, "int8": 1, "uint8": 1, "int16": 2, "uint16": 2, "float16": 2}

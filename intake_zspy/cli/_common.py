@@ -13,6 +13,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO, Any
 
+from intake_zspy._units import format_bytes
+
 __all__ = [
     "EXIT_DAMAGED",
     "EXIT_ERROR",
@@ -112,18 +114,6 @@ def parse_size(text: str) -> int:
     if factor is None or not math.isfinite(value) or value <= 0:
         raise CliError(f"{text!r} is not a size (examples: 100MB, 32MiB, 1.5G, 4096)")
     return max(1, int(value * factor))
-
-
-def format_bytes(n: int | None) -> str:
-    """``"1.2 MB"``; ``"?"`` for ``None``."""
-    if n is None:
-        return "?"
-    value = float(n)
-    for unit in ("B", "kB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{int(value)} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def format_number(x: Any) -> str:

@@ -28,7 +28,6 @@ HDF5 types without a HyperSpy meaning are refused with a :class:`ZspyFormatError
 
 from __future__ import annotations
 
-import math
 import zlib
 from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -45,7 +44,7 @@ from intake_zspy.errors import (
 from intake_zspy.format import names
 from intake_zspy.format.arrays import V2Array
 from intake_zspy.format.h5chunks import ChunkIndex
-from intake_zspy.format.hierarchy import Hierarchy
+from intake_zspy.format.hierarchy import Hierarchy, check_opening_reads
 from intake_zspy.format.layout import TARGET_CHUNK_BYTES, default_chunks
 from intake_zspy.format.limits import get_limits
 from intake_zspy.format.zarray import ArrayMeta
@@ -328,15 +327,7 @@ class H5Hierarchy(Hierarchy):
         self, paths: Iterable[str], verify: Iterable[str] = ()
     ) -> dict[str, np.ndarray]:
         handles = [self._handle(p) for p in paths]
-        limit = get_limits().max_metadata_array_bytes
-        for h in handles:
-            nbytes = math.prod(h.shape) * h.dtype.itemsize
-            if nbytes > limit:
-                raise LimitExceededError(
-                    f"{h.where} declares {nbytes} bytes, more than the limit of {limit} for "
-                    "an array read while opening (intake_zspy.set_limits("
-                    "max_metadata_array_bytes=...))"
-                )
+        check_opening_reads(handles)
         return {h.path: h.read() for h in handles}
 
 

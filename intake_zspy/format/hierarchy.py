@@ -67,6 +67,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Hierarchy",
     "ItemEncoder",
+    "check_opening_reads",
     "consolidated_document",
     "dumps",
     "load_hierarchy",
@@ -205,15 +206,7 @@ class Hierarchy:
 
     def _read_whole(self, paths: Sequence[str]) -> dict[str, np.ndarray]:
         handles = [self._handle(p) for p in paths]
-        limit = get_limits().max_metadata_array_bytes
-        for h in handles:
-            nbytes = math.prod(h.shape) * h.dtype.itemsize
-            if nbytes > limit:
-                raise LimitExceededError(
-                    f"{h.where} declares {nbytes} bytes, more than the limit of {limit} for "
-                    "an array read while opening (intake_zspy.set_limits("
-                    "max_metadata_array_bytes=...))"
-                )
+        check_opening_reads(handles)
         outs = [h.empty(h.shape) for h in handles]
         boxes: list[Box] = [
             (h, o, [0] * len(h.shape), None) for h, o in zip(handles, outs, strict=True)
@@ -229,6 +222,25 @@ class Hierarchy:
             for key in self.docs
             if key.endswith(f"/{names.ZARRAY}") and key.startswith(prefix)
         ]
+
+
+def check_opening_reads(arrays: Iterable[V2Array]) -> None:
+    """Refuse metadata arrays larger than the limit before any of them is read.
+
+    Raises
+    ------
+    LimitExceededError
+        An array declares more bytes than ``max_metadata_array_bytes``.
+    """
+    limit = get_limits().max_metadata_array_bytes
+    for a in arrays:
+        nbytes = math.prod(a.shape) * a.dtype.itemsize
+        if nbytes > limit:
+            raise LimitExceededError(
+                f"{a.where} declares {nbytes} bytes, more than the limit of {limit} for "
+                "an array read while opening (intake_zspy.set_limits("
+                "max_metadata_array_bytes=...))"
+            )
 
 
 def load_hierarchy(store: KeyValueStore, consolidated: bool | None = None) -> Hierarchy:
