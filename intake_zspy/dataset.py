@@ -21,13 +21,14 @@ dims, block grid) is here too, in terms of this mapping.
 
 from __future__ import annotations
 
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Hashable, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import xarray as xr
 
 from intake_zspy.format import names
+from intake_zspy.format.model import dim_names
 
 if TYPE_CHECKING:
     from intake_zspy.format.axes import Axis
@@ -38,8 +39,6 @@ __all__ = [
     "XARRAY_KEY",
     "axis_to_coord",
     "block_sizes",
-    "dim_names",
-    "dim_names_for",
     "navigation_dims",
     "partition_index",
     "signal_attrs",
@@ -49,23 +48,6 @@ __all__ = [
 DATA_VAR = "data"
 #: Where attributes without a HyperSpy meaning are kept, inside ``metadata``.
 XARRAY_KEY = "_xarray"
-
-
-def dim_names(axes: list[Axis]) -> list[str]:
-    """Dimension names for a signal's axes (see the module docstring)."""
-    return dim_names_for([a.name for a in axes])
-
-
-def dim_names_for(axis_names: Sequence[str | None]) -> list[str]:
-    """Dimension names for axes named ``axis_names`` (``None``: unnamed)."""
-    dims = [
-        n if n and n != DATA_VAR and "/" not in n else f"dim_{i}" for i, n in enumerate(axis_names)
-    ]
-    # Duplicates fall back to dim_<i>; a fallback may collide with an axis really named
-    # "dim_<i>", which then falls back too, so this ends after at most ndim passes.
-    while len(set(dims)) < len(dims):
-        dims = [d if dims.count(d) == 1 else f"dim_{i}" for i, d in enumerate(dims)]
-    return dims
 
 
 def axis_to_coord(axis: Axis, dim: str) -> xr.Variable:

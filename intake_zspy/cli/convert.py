@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import sys
 import time
 from typing import TYPE_CHECKING, Any
@@ -92,8 +93,6 @@ def register(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Run ``convert``."""
-    import dask
-
     from intake_zspy.errors import StoreExistsError
     from intake_zspy.format.decode import open_url
     from intake_zspy.ops.copy import (
@@ -137,10 +136,7 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write("\n".join(lines) + "\n")
             return c.EXIT_OK
         sys.stderr.write("\n".join(lines) + "\n")
-        config: dict[str, Any] = {"scheduler": "threads"}
-        if args.workers is not None:
-            config["num_workers"] = args.workers
-        with dask.config.set(config):
+        with _dask_threads(args.workers, raw=chunks is None and compressor == KEEP):
             url = copy(
                 store,
                 args.dst,
@@ -153,6 +149,19 @@ def run(args: argparse.Namespace) -> int:
                 progress=c.show_progress(args.progress),
             )
         return _report(url, dst_options, store, start)
+
+
+def _dask_threads(workers: int | None, *, raw: bool) -> Any:
+    """dask's threaded scheduler (``workers`` threads) for a rechunking copy; nothing for
+    a raw copy, which never imports dask."""
+    if raw:
+        return contextlib.nullcontext()
+    import dask
+
+    config: dict[str, Any] = {"scheduler": "threads"}
+    if workers is not None:
+        config["num_workers"] = workers
+    return dask.config.set(config)
 
 
 def _is_folder(src: str, options: dict[str, Any]) -> bool:

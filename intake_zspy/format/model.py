@@ -4,18 +4,20 @@ what is written (:class:`SignalSpec`). Neither knows about xarray or storage.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from intake_zspy.format import names
 from intake_zspy.format.ragged import unflatten_ragged
 
 if TYPE_CHECKING:
     from intake_zspy.format.arrays import V2Array
     from intake_zspy.format.axes import Axis
 
-__all__ = ["RaggedArray", "Signal", "SignalSpec"]
+__all__ = ["RaggedArray", "Signal", "SignalSpec", "dim_names", "dim_names_for"]
 
 
 class RaggedArray:
@@ -97,3 +99,25 @@ class SignalSpec:
     package_version: str = ""
     #: The chunks of the store the data came from (``encoding["chunks"]``), if known.
     stored_chunks: tuple[int, ...] | None = None
+
+
+def dim_names(axes: list[Axis]) -> list[str]:
+    """The Dataset dimension names of a signal's axes (:func:`dim_names_for`)."""
+    return dim_names_for([a.name for a in axes])
+
+
+def dim_names_for(axis_names: Sequence[str | None]) -> list[str]:
+    """Dimension names for axes named ``axis_names`` (``None``: unnamed).
+
+    An axis gives its name to its dim when the name is set, is not ``data`` (the data
+    variable) and holds no ``/``; otherwise, and for names used twice, the dim is
+    ``dim_<i>``.
+    """
+    dims = [
+        n if n and n != names.DATA and "/" not in n else f"dim_{i}" for i, n in enumerate(axis_names)
+    ]
+    # Duplicates fall back to dim_<i>; a fallback may collide with an axis really named
+    # "dim_<i>", which then falls back too, so this ends after at most ndim passes.
+    while len(set(dims)) < len(dims):
+        dims = [d if dims.count(d) == 1 else f"dim_{i}" for i, d in enumerate(dims)]
+    return dims

@@ -172,8 +172,7 @@ def plan_signals(file: ZspyFile, chunks: ChunkSpec = None) -> list[SignalPlan]:
     ValueError
         ``chunks`` names dims no signal has, or gives sizes for the wrong number of dims.
     """
-    from intake_zspy.dataset import dim_names
-    from intake_zspy.format.model import RaggedArray
+    from intake_zspy.format.model import RaggedArray, dim_names
 
     rule = "hdf5" if chunks == "hdf5" else ChunkRule.of(chunks)
     plans = []
@@ -252,7 +251,6 @@ def copy(
     """
     from intake_zspy.format.decode import open_url
     from intake_zspy.storage import open_target
-    from intake_zspy.writer import write_to
 
     dst_options = storage_options if target_storage_options is None else target_storage_options
     target = open_target(dst, dst_options, store_type)
@@ -267,6 +265,8 @@ def copy(
             return _copy_raw(store, file, target, consolidated, progress)
         if compressor == KEEP:
             compressor = source_compressor(plans[0])
+        from intake_zspy.writer import write_to  # xarray and dask: only to rechunk
+
         return write_to(
             _open_tree(file, plans),
             target,

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from intake_zspy.format import names
+from intake_zspy.format.model import dim_names_for
 from intake_zspy.format.zarray import parse_dtype
 
 if TYPE_CHECKING:
@@ -58,8 +59,6 @@ def summarize_signal(h: Hierarchy, name: str) -> dict[str, Any]:
         metadata has them: ``date`` and ``time`` (``General``), ``instrument`` (the
         ``Acquisition_instrument`` groups, e.g. ``"TEM"``) and ``beam_energy`` (kV).
     """
-    from intake_zspy.dataset import dim_names_for
-
     path = f"{names.EXPERIMENTS}/{name}"
     title = _text(h.attrs(f"{path}/{names.METADATA}/General").get("title"))
     signal_type = _text(h.attrs(f"{path}/{names.METADATA}/Signal").get("signal_type"))

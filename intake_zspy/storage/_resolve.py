@@ -188,10 +188,12 @@ def _with_defaults(url: str, options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _is_zarr_store(obj: object) -> bool:
-    try:
-        from zarr.abc.store import Store
-    except ImportError:  # pragma: no cover - zarr is a dependency
+    """Whether ``obj`` is a zarr 3 Store (without importing zarr for a path or URL: an
+    object that is a zarr Store means zarr is imported already)."""
+    if isinstance(obj, str | os.PathLike) or "zarr" not in sys.modules:
         return False
+    from zarr.abc.store import Store
+
     return isinstance(obj, Store)
 
 
