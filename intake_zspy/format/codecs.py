@@ -36,6 +36,12 @@ from numcodecs.abc import Codec
 from intake_zspy.errors import UnsupportedCodecError
 from intake_zspy.format.decompress import decode_objects, decompress
 
+# Chunks are decoded and encoded by intake-zspy's own thread pools (and dask's), so
+# blosc must not start threads of its own: its global threaded mode serialises callers
+# and oversubscribes the cores. zarr sets the same when it is imported; setting it here
+# keeps speed independent of whether zarr happens to be imported.
+numcodecs.blosc.use_threads = False
+
 __all__ = [
     "COMPRESSORS",
     "FILTERS",
