@@ -32,7 +32,7 @@ from intake_zspy.format.model import dim_names
 
 if TYPE_CHECKING:
     from intake_zspy.format.axes import Axis
-    from intake_zspy.format.decode import Signal
+    from intake_zspy.format.model import Signal
 
 __all__ = [
     "DATA_VAR",

@@ -25,18 +25,19 @@ import numpy as np
 import xarray as xr
 from numcodecs.abc import Codec
 
+from intake_zspy._progress import progress_bar
 from intake_zspy.dataset_write import dataset_to_signal
 from intake_zspy.errors import StoreExistsError
 from intake_zspy.format import layout, names
 from intake_zspy.format.arrays import DEFAULT_COMPRESSOR, ArrayEncoder
+from intake_zspy.format.fetch import THREADS
 from intake_zspy.format.hierarchy import ItemEncoder
 from intake_zspy.format.model import SignalSpec
 from intake_zspy.storage import KeyValueStore, StoreKind, WriteTarget, open_target
 
 __all__ = ["DEFAULT_COMPRESSOR", "to_zspy"]
 
-_THREADS = max(2, os.cpu_count() or 2)
-_PUT_BATCH = 2 * _THREADS
+_PUT_BATCH = 2 * THREADS
 
 
 def to_zspy(
@@ -276,7 +277,7 @@ def _write_data(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
         return
     data = np.asarray(job.data)
     indices = list(job.encoder.grid())
-    bar = _progress_bar(len(indices), job.path) if progress else None
+    bar = progress_bar(len(indices), f"writing {job.path}", "chunk", progress)
 
     def encode(index: tuple[int, ...]) -> tuple[str, bytes]:
         return f"{job.path}/{job.encoder.key(index)}", job.encoder.encode_chunk(
@@ -287,10 +288,10 @@ def _write_data(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
     # chunks written in batches by one writer thread (concurrently on remote stores).
     pending: dict[str, bytes] = {}
     writing: Future[None] | None = None
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool, ThreadPoolExecutor(1) as writer:
+    with ThreadPoolExecutor(max_workers=THREADS) as pool, ThreadPoolExecutor(1) as writer:
         todo = iter(indices)
         window = collections.deque(
-            pool.submit(encode, i) for i in itertools.islice(todo, 2 * _THREADS)
+            pool.submit(encode, i) for i in itertools.islice(todo, 2 * THREADS)
         )
         while window:
             key, value = window.popleft().result()
@@ -357,7 +358,7 @@ def _write_dask(store: KeyValueStore, job: _DataJob, progress: bool) -> None:
 
     # a pool of our own: leaving the ``with`` waits for running writes even on error
     bar = ProgressBar() if progress else contextlib.nullcontext()
-    with ThreadPoolExecutor(max_workers=_THREADS) as pool, bar:
+    with ThreadPoolExecutor(max_workers=THREADS) as pool, bar:
         dask.compute(*tasks, scheduler="threads", pool=pool)
 
 
@@ -369,11 +370,3 @@ def _distributed_client() -> Any:
         return get_client()
     except (ImportError, ValueError):
         return None
-
-
-def _progress_bar(total: int, what: str) -> Any:
-    try:
-        from tqdm.auto import tqdm
-    except ImportError as exc:
-        raise ImportError("progress=True needs tqdm: pip install intake-zspy[progress]") from exc
-    return tqdm(total=total, desc=f"writing {what}", unit="chunk")

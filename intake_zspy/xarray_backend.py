@@ -20,7 +20,8 @@ from intake_zspy.dataset import DATA_VAR, signal_to_dataset
 from intake_zspy.errors import ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.arrays import V2Array
-from intake_zspy.format.decode import RaggedArray, ZspyFile, open_url
+from intake_zspy.format.decode import ZspyFile, open_url
+from intake_zspy.format.model import RaggedArray
 
 __all__ = ["ZspyBackendArray", "ZspyBackendEntrypoint"]
 
@@ -103,11 +104,7 @@ def _opened(
 ) -> Iterator[ZspyFile]:
     """The opened file (``filename_or_obj`` itself if it is one, e.g. from the intake
     source); its store is closed if anything fails before the caller returns."""
-    file = (
-        filename_or_obj
-        if isinstance(filename_or_obj, ZspyFile)
-        else open_url(filename_or_obj, storage_options, consolidated=consolidated)
-    )
+    file = open_url(filename_or_obj, storage_options, consolidated=consolidated)
     try:
         yield file
     except BaseException:

@@ -27,7 +27,6 @@ __all__ = [
     "format_number",
     "parse_size",
     "parse_storage_options",
-    "progress_bar",
     "resolve_output",
     "show_progress",
     "table",
@@ -196,13 +195,6 @@ def show_progress(flag: bool | None) -> bool:
             raise CliError("progress bars need tqdm: pip install intake-zspy[progress]") from exc
         return False
     return bool(flag) or sys.stderr.isatty()
-
-
-def progress_bar(total: int | None, desc: str, unit: str, enabled: bool) -> Any:
-    """A tqdm bar on stderr, or ``None`` when disabled (see :func:`show_progress`)."""
-    from intake_zspy._progress import progress_bar as bar
-
-    return bar(total, desc, unit, enabled)
 
 
 def add_progress(parser: argparse.ArgumentParser) -> None:

@@ -138,7 +138,7 @@ def run(args: argparse.Namespace) -> int:
         sys.stderr.write("\n".join(lines) + "\n")
         with _dask_threads(args.workers, raw=chunks is None and compressor == KEEP):
             url = copy(
-                store,
+                file,
                 args.dst,
                 chunks=chunks,
                 compressor=compressor,

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from intake_zspy.format.arrays import V2Array
     from intake_zspy.storage import KeyValueStore
 
-__all__ = ["RaggedArray", "Signal", "ZspyFile", "open_file", "open_url"]
+__all__ = ["ZspyFile", "open_file", "open_url"]
 
 #: The companion of ragged data holding each element's shape (current and legacy names).
 _SHAPES_NAMES = (f"{names.RAGGED_SHAPES}{names.DATA}", names.LEGACY_RAGGED_SHAPES)
@@ -213,13 +213,19 @@ def open_url(
     consolidated: bool | None = None,
 ) -> ZspyFile:
     """Open the store at ``urlpath`` (see :func:`~intake_zspy.storage.open_store`) and
-    load its metadata (:func:`open_file`).
+    load its metadata (:func:`open_file`); an opened :class:`ZspyFile` is returned as it
+    is (its metadata is not read again).
 
     On remote storage ``.zmetadata`` is fetched together with the store's listing, in
     one round trip. A store opened here is closed again if its metadata cannot be
     loaded (a store passed in stays open).
     """
     from intake_zspy.storage import open_store
+
+    if isinstance(urlpath, ZspyFile):
+        if storage_options:
+            raise TypeError("storage_options only apply to URLs and paths, not to an opened file")
+        return urlpath
 
     prefetch = () if consolidated is False else (names.ZMETADATA,)
     store = open_store(urlpath, storage_options, prefetch=prefetch)

@@ -114,7 +114,8 @@ def dim_names_for(axis_names: Sequence[str | None]) -> list[str]:
     ``dim_<i>``.
     """
     dims = [
-        n if n and n != names.DATA and "/" not in n else f"dim_{i}" for i, n in enumerate(axis_names)
+        n if n and n != names.DATA and "/" not in n else f"dim_{i}"
+        for i, n in enumerate(axis_names)
     ]
     # Duplicates fall back to dim_<i>; a fallback may collide with an axis really named
     # "dim_<i>", which then falls back too, so this ends after at most ndim passes.

@@ -276,7 +276,7 @@ def copy(
             progress=progress,
         )
     finally:
-        if store is not src:  # an opened store passed in stays open
+        if src is not store and src is not file:  # an opened store or file stays open
             store.close()
 
 
