@@ -11,6 +11,7 @@ import yaml
 from intake.catalog.base import Catalog
 
 from intake_zspy._args import Chunks, check_chunks, check_mapping, check_urlpath
+from intake_zspy.catalog._entry import escape_templates
 from intake_zspy.storage import strip_credentials
 
 __all__ = ["CATALOG_DIR", "ZspyCatalogBase"]
@@ -28,19 +29,21 @@ def _local_path(url: str) -> str | None:
     return os.path.abspath(os.path.expanduser(url))
 
 
-def _relative_to(urlpath: str, directory: str) -> str:
-    """``urlpath`` as ``{{ CATALOG_DIR }}/...`` when it is a local path inside (or below)
-    ``directory``; other local paths absolute; URLs unchanged."""
-    path = _local_path(urlpath)
-    if path is None:
-        return urlpath
+def _saved_urlpath(urlpath: str, directory: str | None) -> str:
+    """``urlpath`` as a saved catalog writes it, escaped for intake's template rendering:
+    ``{{ CATALOG_DIR }}/...`` when it is a local path inside (or below) ``directory``,
+    other local paths absolute, URLs unchanged."""
+    path = _local_path(urlpath) if directory is not None else None
+    if path is None or directory is None:
+        return str(escape_templates(urlpath))
     try:
         inside = os.path.commonpath([path, directory]) == directory
     except ValueError:  # different drives (Windows)
         inside = False
     if not inside or path == directory:
-        return path
-    return f"{CATALOG_DIR}/{os.path.relpath(path, directory).replace(os.sep, '/')}"
+        return str(escape_templates(path))
+    relative = os.path.relpath(path, directory).replace(os.sep, "/")
+    return f"{CATALOG_DIR}/{escape_templates(relative)}"
 
 
 class ZspyCatalogBase(Catalog):
@@ -61,13 +64,24 @@ class ZspyCatalogBase(Catalog):
         kwargs.setdefault("name", os.path.basename(self.urlpath.rstrip("/")) or self.urlpath)
         super().__init__(metadata=check_mapping("metadata", metadata), **kwargs)
 
-    def _document(self, include_credentials: bool) -> dict[str, Any]:
+    def _document(self, include_credentials: bool, directory: str | None = None) -> dict[str, Any]:
+        """The catalog's YAML document. What came from the stores (paths, names, metadata)
+        is escaped so that intake, rendering it as jinja2 when it opens the file, gets it
+        back unchanged and runs nothing; ``storage_options`` are the user's own and left
+        as they are. Local paths are written relative to ``directory`` when given."""
         doc: dict[str, Any] = yaml.safe_load(super().serialize())
-        if not include_credentials:
-            for entry in (doc.get("sources") or {}).values():
-                args = entry.get("args") or {}
-                if args.get("storage_options"):
-                    args["storage_options"] = strip_credentials(args["storage_options"])[0]
+        for entry in (doc.get("sources") or {}).values():
+            args = entry.get("args") or {}
+            options = args.pop("storage_options", None)
+            urlpath = args.pop("urlpath", None)
+            args = escape_templates(args)
+            if isinstance(urlpath, str):
+                args["urlpath"] = _saved_urlpath(urlpath, directory)
+            if options is not None:
+                keep = include_credentials or not options
+                args["storage_options"] = options if keep else strip_credentials(options)[0]
+            entry["args"] = args
+            entry["metadata"] = escape_templates(entry.get("metadata") or {})
         return doc
 
     def serialize(self, include_credentials: bool = False) -> str:
@@ -107,14 +121,9 @@ class ZspyCatalogBase(Catalog):
         """
         from fsspec import open_files
 
-        doc = self._document(include_credentials)
         destination = _local_path(url)
-        if destination is not None:
-            directory = os.path.dirname(destination)
-            for entry in (doc.get("sources") or {}).values():
-                args = entry.get("args") or {}
-                if isinstance(args.get("urlpath"), str):
-                    args["urlpath"] = _relative_to(args["urlpath"], directory)
+        directory = None if destination is None else os.path.dirname(destination)
+        doc = self._document(include_credentials, directory)
         text = yaml.safe_dump(doc, sort_keys=False, allow_unicode=True)
         with open_files([url], **(storage_options or {}), mode="wt")[0] as f:
             f.write(text)

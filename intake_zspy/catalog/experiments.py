@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-from intake.catalog.local import LocalCatalogEntry
-
 from intake_zspy import __version__
 from intake_zspy.catalog._base import ZspyCatalogBase
+from intake_zspy.catalog._entry import VerbatimEntry
 from intake_zspy.format.decode import open_url
 from intake_zspy.ops.summary import summarize_file, summary_line
 from intake_zspy.source import ZspySource
@@ -51,7 +50,7 @@ class ZspyExperimentsCatalog(ZspyCatalogBase):
             summaries = summarize_file(file)
             self.metadata["zspy_format_version"] = file.format_version
         self._entries = {
-            s["signal"]: LocalCatalogEntry(
+            s["signal"]: VerbatimEntry(
                 name=s["signal"],
                 description=summary_line(s),
                 driver=ZspySource,

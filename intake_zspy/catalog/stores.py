@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from intake.catalog.local import LocalCatalogEntry
-
 from intake_zspy import __version__
 from intake_zspy.catalog._base import ZspyCatalogBase
+from intake_zspy.catalog._entry import VerbatimEntry
 from intake_zspy.catalog._listing import StoreInfo, find_stores, store_line
 from intake_zspy.source import ZspySource
 
@@ -78,7 +77,7 @@ class ZspyStoresCatalog(ZspyCatalogBase):
     #: Whether the folder was listed once (later loads refresh the listing).
     _loaded = False
 
-    def _entry(self, info: StoreInfo) -> LocalCatalogEntry:
+    def _entry(self, info: StoreInfo) -> VerbatimEntry:
         args: dict[str, Any] = {
             "urlpath": info.url,
             "chunks": self._chunks,
@@ -86,7 +85,7 @@ class ZspyStoresCatalog(ZspyCatalogBase):
         }
         if info.error is None:
             args["signal"] = info.signals[0]["signal"]
-        return LocalCatalogEntry(
+        return VerbatimEntry(
             name=info.name,
             description=store_line(info),
             driver=ZspySource,
