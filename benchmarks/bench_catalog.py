@@ -9,9 +9,12 @@ process per measurement (so that peak memory is its own):
 - ``cat.search("EELS")`` on the built catalog, its requests counted separately;
 - the peak resident memory above the one after imports.
 
-Usage::
+With ``--before TREE`` (a ``git worktree`` of an older commit) every row is also measured
+with that tree's ``intake_zspy``, in its own fresh process. Usage::
 
-    python benchmarks/bench_catalog.py [--stores 1000] [--local-stores 10000] [--docs]
+    git worktree add /tmp/before-catalog <commit>
+    python benchmarks/bench_catalog.py [--stores 1000] [--local-stores 10000]
+        [--before /tmp/before-catalog] [--docs]
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import argparse
 import json
 import os
 import shutil
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -27,7 +31,7 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
+    sys.path.append(str(REPO))  # after PYTHONPATH: a --before tree's intake_zspy wins
 
 from benchmarks._common.lab import Lab, add_lab_options
 from benchmarks._common.memory import PeakRSS, run_script
@@ -79,6 +83,17 @@ def store_names(n: int) -> list[tuple[str, str]]:
     return out
 
 
+def git_head(tree: Path) -> str:
+    """``<short hash> <subject>`` of the commit checked out in ``tree``."""
+    out = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    return out.stdout.strip()[:60]
+
+
 def make_local(n: int) -> Path:
     root = CACHE / f"local-{n}"
     done = root / ".complete"
@@ -120,6 +135,7 @@ def make_remote(lab: Lab, n: int) -> str:
 
 def child(url: str, options_json: str) -> None:
     """One measurement in this fresh process; prints JSON."""
+    import intake_zspy
     from intake_zspy.catalog import ZspyStoresCatalog
 
     options = json.loads(options_json)
@@ -153,18 +169,39 @@ def child(url: str, options_json: str) -> None:
                 "search_seconds": search_s,
                 "search_requests": search_requests,
                 "peak": rss.peak - rss.base,
+                "library": str(Path(intake_zspy.__file__).parents[1]),
             }
         )
     )
 
 
-def row(what: str, r: dict[str, Any]) -> str:
+def row(what: str, r: dict[str, Any], before: dict[str, Any] | None = None) -> str:
+    change = f"{r['seconds'] / before['seconds']:.3f}" if before else ""
     return (
-        f"| {what} | {r['stores']} | {r['seconds']:.2f} | {r['seconds'] / r['stores'] * 1e3:.2f} | "
+        f"| {what} | {r['stores']} | {r['seconds']:.2f} | {change} | "
+        f"{r['seconds'] / r['stores'] * 1e3:.2f} | "
         f"{r['requests']} {ops_text(r['by_op'])} | {r['found']} of {r['eels']} in "
         f"{r['search_seconds'] * 1e3:.1f} ms, {r['search_requests']} requests | "
         f"{r['peak'] / 2**20:.0f} MiB |"
     )
+
+
+def measure(
+    where: str, url: str, options: dict[str, Any], before: Path | None
+) -> tuple[dict[str, Any], list[str]]:
+    """The rows of one location: the ``before`` tree (if any), then this checkout."""
+    results: dict[str, Any] = {}
+    trees = {"before": before} if before else {}
+    for side, tree in {**trees, "after": None}.items():
+        log(f"{where}: {side}")
+        results[side] = run_script(__file__, "--child", url, json.dumps(options), tree=tree)
+        if tree is not None and Path(results[side]["library"]) != tree.resolve():
+            raise RuntimeError(f"the child imported {results[side]['library']}, not {tree}")
+    lines = [row(f"{where}, before", results["before"])] if before else []
+    lines.append(
+        row(where + (", after" if before else ""), results["after"], results.get("before"))
+    )
+    return results, lines
 
 
 def main() -> int:
@@ -172,6 +209,7 @@ def main() -> int:
     parser.add_argument("--stores", type=int, default=1000, help="stores on the S3 lab")
     parser.add_argument("--local-stores", type=int, default=10000)
     parser.add_argument("--docs", action="store_true")
+    parser.add_argument("--before", type=Path, help="source tree of the 'before' rows")
     parser.add_argument("--child", nargs=2, help=argparse.SUPPRESS)
     add_lab_options(parser)
     args = parser.parse_args()
@@ -185,16 +223,13 @@ def main() -> int:
         lab = Lab(Path(args.lab_env))
         lab.config(latency_ms=args.latency_ms)
         url = make_remote(lab, args.stores)
-        log(f"remote catalog of {args.stores} stores")
-        results["remote"] = run_script(
-            __file__, "--child", url, json.dumps({"lab_env": str(args.lab_env)})
-        )
-        lines.append(row(f"S3 lab, +{args.latency_ms:g} ms: `{url}`", results["remote"]))
+        where = f"S3 lab, +{args.latency_ms:g} ms: `{url}`"
+        results["remote"], rows = measure(where, url, {"lab_env": str(args.lab_env)}, args.before)
+        lines += rows
     if args.local_stores:
         root = make_local(args.local_stores)
-        log(f"local catalog of {args.local_stores} stores")
-        results["local"] = run_script(__file__, "--child", str(root), "{}")
-        lines.append(row("local disk (warm page cache)", results["local"]))
+        results["local"], rows = measure("local disk (warm page cache)", str(root), {}, args.before)
+        lines += rows
     save_results("bench_catalog", results)
     argv = [a for a in sys.argv[1:] if a != "--docs"]
     text = "\n".join(
@@ -209,13 +244,19 @@ def main() -> int:
                 "a fresh process per row. Listing and describing: `ZspyStoresCatalog(url)`, "
                 "then `cat[name].describe()` for every entry. Requests as the proxy counted "
                 "them (the lab may serve other work at the same time)."
+                + (
+                    f" Before: `{args.before}` at `{git_head(args.before)}`; after: this "
+                    f"checkout at `{git_head(ROOT)}`."
+                    if args.before
+                    else ""
+                )
             ),
             "",
             (
-                "| where | stores | list + describe s | ms per store | requests | "
-                '`search("EELS")` afterwards | peak memory |'
+                "| where | stores | list + describe s | after / before | ms per store | "
+                'requests | `search("EELS")` afterwards | peak memory |'
             ),
-            "|---|---|---|---|---|---|---|",
+            "|---|---|---|---|---|---|---|---|",
             *lines,
             "",
             "<!-- END bench_catalog.py output -->",

@@ -202,7 +202,7 @@ def test_one_listing_and_one_bulk_fetch(
     for path in local.rglob("*"):
         if path.is_file():
             memory_fs.pipe_file(f"/many/{path.relative_to(local).as_posix()}", path.read_bytes())
-    calls: dict[str, int] = {"find": 0, "cat": 0, "cat_file": 0, "ls": 0}
+    calls: dict[str, int] = {"find": 0, "cat_ranges": 0, "cat_file": 0, "ls": 0}
     for name in calls:
         original = getattr(MemoryFileSystem, name)
 
@@ -214,11 +214,41 @@ def test_one_listing_and_one_bulk_fetch(
     cat = ZspyStoresCatalog("memory://many")
     assert len(cat) == 6
     assert cat["eds3"].describe()["description"] == "EDS 3 (EDS_TEM), uint16 3x5"
-    assert (calls["find"], calls["cat"]) == (1, 1)
-    # fsspec's generic cat() fetches files one by one through cat_file (memory is not async)
+    assert (calls["find"], calls["cat_ranges"]) == (1, 1)
+    # fsspec's generic cat_ranges() fetches files one by one (memory is not async)
     # .zmetadata of the 3 consolidated stores, 10 summary documents of each other store
     assert calls["cat_file"] == 3 + 3 * 10
     assert calls["ls"] == 0
+
+
+def test_local_listing_matches_fsspec(tmp_path: Path) -> None:
+    """The catalog's own walk of a local folder lists what fsspec's ``find`` lists (sizes
+    and modification times); links to folders are not walked, broken links skipped."""
+    from intake_zspy.catalog._listing import _token, _walk_local
+
+    root = write_folder(tmp_path / "data")
+    (root / "linked.txt").symlink_to(root / "notes.txt")
+    fs = fsspec.filesystem("file")
+    found = fs.find(str(root), detail=True, withdirs=False)
+    files, tokens = _walk_local(str(root))
+    assert files == {p: i["size"] for p, i in found.items()}
+    link = f"{root}/linked.txt"
+    assert {p: t for p, t in tokens.items() if p != link} == {
+        p: _token(i) for p, i in found.items() if p != link
+    }
+    # a linked file: its target's size (as fsspec) and modification time (fsspec: the link's)
+    assert (files[link], tokens[link]) == (
+        len("not a store"),
+        str((root / "notes.txt").stat().st_mtime),
+    )
+    (root / "sub" / "loop").symlink_to(root, target_is_directory=True)  # a cycle
+    (root / "dangling").symlink_to(root / "nowhere")
+    assert _walk_local(str(root)) == (files, tokens)
+    one = root / "both.zspy"
+    size, mtime = one.stat().st_size, str(one.stat().st_mtime)
+    assert _walk_local(str(one)) == ({str(one): size}, {str(one): mtime})
+    assert _walk_local(str(root / "missing")) == ({}, {})
+    assert sorted(ZspyStoresCatalog(str(root))) == ["both", "broken", "corrupt", "si", "sub/eds"]
 
 
 def test_reload_picks_up_new_stores(tmp_path: Path) -> None:

@@ -65,14 +65,22 @@ def peak_rss(after_reset: bool) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_script(script: str | Path, *args: str, timeout: float | None = None) -> dict[str, Any]:
-    """Run ``script`` with this python in a fresh process; its last stdout line, as JSON."""
+def run_script(
+    script: str | Path, *args: str, timeout: float | None = None, tree: Path | None = None
+) -> dict[str, Any]:
+    """Run ``script`` with this python in a fresh process; its last stdout line, as JSON.
+
+    With ``tree``, that source tree comes first on the process's ``PYTHONPATH`` (the
+    script must not put its own checkout before it).
+    """
+    env = None if tree is None else {**os.environ, "PYTHONPATH": str(tree)}
     proc = subprocess.run(
         [sys.executable, str(script), *args],
         capture_output=True,
         text=True,
         check=False,
         timeout=timeout,
+        env=env,
     )
     if proc.returncode:
         what = " ".join([Path(script).name, *args[:1]])

@@ -1,10 +1,11 @@
 """Find zspy stores under a URL and summarise them from their metadata documents.
 
 :func:`find_stores` makes **one** recursive listing of the URL (``fs.find``), picks the
-store roots out of it, fetches the few metadata documents a summary needs for every
-directory store in **one** concurrent ``fs.cat`` call (the root ``.zmetadata`` when the
-listing shows one, else the root and per-signal documents), and opens zip stores
-concurrently in a thread pool. No array data is read.
+store roots out of it, and fetches in **one** concurrent ``fs.cat_ranges`` call the few
+metadata documents a summary needs for every directory store (the root ``.zmetadata``
+when the listing shows one, else the root and per-signal documents) and, on object
+storage, the end of every zip store (its directory and consolidated metadata). Zip stores
+are then opened in a thread pool. No array data is read.
 
 A store that cannot be summarised becomes a :class:`StoreInfo` carrying the error,
 so one bad store never hides the others.
@@ -13,6 +14,7 @@ so one bad store never hides the others.
 from __future__ import annotations
 
 import hashlib
+import os
 import posixpath
 import re
 from collections.abc import Iterable, Mapping
@@ -24,7 +26,7 @@ from typing import Any
 import fsspec
 from fsspec.utils import glob_translate
 
-from intake_zspy.catalog._zip_tail import fetch_tails, open_zip_from_tail
+from intake_zspy.catalog._zip_tail import open_zip_from_tail, tail_start
 from intake_zspy.errors import StoreNotFoundError, StoreReadError, ZspyError, ZspyFormatError
 from intake_zspy.format import names
 from intake_zspy.format.decode import ZspyFile, open_file, open_url
@@ -36,7 +38,8 @@ from intake_zspy.storage._resolve import S3_HINT, botocore_errors
 
 __all__ = ["StoreInfo", "find_stores", "store_line"]
 
-#: Threads opening zip stores at once (each needs a few reads of its central directory).
+#: Threads opening remote zip or HDF5 files whose ends were not fetched (each needs a few
+#: reads of its directory).
 ZIP_WORKERS = 16
 SUFFIX = ".zspy"
 #: HyperSpy's HDF5 files, listed beside the zspy stores (opened like zip stores).
@@ -121,12 +124,12 @@ def _roots(paths: Iterable[str]) -> tuple[list[str], list[str]]:
             if part.lower().endswith(SUFFIX):
                 dirs.add("/".join(parts[: i + 1]))
                 break
-    outer: list[str] = []
-    for root in sorted(dirs, key=lambda p: (p.count("/"), p)):
-        if not any(root.startswith(f"{o}/") for o in outer):
-            outer.append(root)
-    inside = [z for z in zips if not any(z.startswith(f"{o}/") for o in outer)]
-    return outer, sorted(inside)
+    outer: set[str] = set()
+    for root in sorted(dirs, key=lambda p: p.count("/")):  # outer ones first
+        if _owner(root, outer) is None:
+            outer.add(root)
+    inside = [z for z in zips if _owner(z, outer) is None]
+    return sorted(outer), sorted(inside)
 
 
 def _owner(path: str, roots: set[str]) -> str | None:
@@ -153,12 +156,18 @@ def _names(roots: list[str], base: str) -> dict[str, str]:
     return {r: (short[r] if counts[short[r]] == 1 else rel(r)) for r in roots}
 
 
-def _cat(fs: fsspec.AbstractFileSystem, paths: list[str]) -> dict[str, object]:
-    """Fetch ``paths`` in one concurrent call; failures come back as exceptions."""
+def _fetch(
+    fs: fsspec.AbstractFileSystem, whole: list[str], tails: list[str], sizes: Mapping[str, int]
+) -> dict[str, object]:
+    """Whole files and the ends of zip files in one concurrent call; failures come back
+    as exceptions."""
+    paths = whole + tails
     if not paths:
         return {}
-    raws = fs.cat(paths, on_error="return")
-    return raws if isinstance(raws, dict) else {paths[0]: raws}
+    starts = [None] * len(whole) + [tail_start(sizes[p]) for p in tails]
+    ends = [None] * len(whole) + [sizes[p] for p in tails]
+    values = fs.cat_ranges(paths, starts, ends, on_error="return")
+    return dict(zip(paths, values, strict=True))
 
 
 def _summarize_zip(
@@ -213,6 +222,37 @@ def _token(info: Mapping[str, Any]) -> str:
     return ""
 
 
+def _walk_local(prefix: str) -> tuple[dict[str, int], dict[str, str]]:
+    """Sizes and modification times of the files under a local folder (or of one file),
+    keyed by ``/``-separated paths as fsspec's ``find`` gives them, from one ``scandir``
+    per folder instead of a ``stat`` and a few dictionaries per file (2-3x faster).
+    Like ``find``, links to folders are not walked; unlike it, they are not listed as
+    files either. Entries that vanish, and broken links, are left out."""
+    if os.path.isfile(prefix):
+        st = os.stat(prefix)
+        return {prefix: st.st_size}, {prefix: str(st.st_mtime)}
+    files: dict[str, int] = {}
+    tokens: dict[str, str] = {}
+    folders = [prefix] if os.path.isdir(prefix) else []
+    while folders:
+        folder = folders.pop()
+        try:
+            entries = list(os.scandir(folder))
+        except OSError:
+            continue
+        for entry in entries:
+            path = f"{folder.rstrip('/')}/{entry.name}"
+            try:
+                if entry.is_dir(follow_symlinks=False):
+                    folders.append(path)
+                elif not entry.is_dir():
+                    st = entry.stat()
+                    files[path], tokens[path] = st.st_size, str(st.st_mtime)
+            except OSError:
+                continue
+    return files, tokens
+
+
 def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
     loc = resolve(url, options)
     fs, path = loc.fs, loc.path
@@ -228,12 +268,15 @@ def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
         pattern = re.compile(glob_translate(path.rstrip("/")))
     if refresh:
         fs.invalidate_cache(prefix)
-    try:
-        found = fs.find(prefix, detail=True, withdirs=False)
-    except botocore_errors() as exc:  # no endpoint, no credentials, ...: no OSError
-        raise StoreReadError(f"{url}: cannot list it: {exc}{S3_HINT}") from exc
-    files = {fs._strip_protocol(p): int(i.get("size") or 0) for p, i in found.items()}
-    tokens = {fs._strip_protocol(p): _token(i) for p, i in found.items()}
+    if loc.local:
+        files, tokens = _walk_local(prefix)
+    else:
+        try:
+            found = fs.find(prefix, detail=True, withdirs=False)
+        except botocore_errors() as exc:  # no endpoint, no credentials, ...: no OSError
+            raise StoreReadError(f"{url}: cannot list it: {exc}{S3_HINT}") from exc
+        files = {fs._strip_protocol(p): int(i.get("size") or 0) for p, i in found.items()}
+        tokens = {fs._strip_protocol(p): _token(i) for p, i in found.items()}
     if not files:
         raise StoreNotFoundError(
             f"{url}: nothing found there (a missing or empty folder or prefix); check the "
@@ -242,8 +285,11 @@ def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
     return _Listing(fs, prefix, files, tokens, pattern, "://" in url or "::" in url, loc.local)
 
 
-def _summarize_dirs(listing: _Listing, dirs: list[str]) -> dict[str, StoreInfo]:
-    """Summaries of directory stores from one concurrent fetch of their documents."""
+def _dir_documents(
+    listing: _Listing, dirs: list[str]
+) -> tuple[dict[str, dict[str, KeyInfo]], dict[str, tuple[str, str]]]:
+    """Each directory store's listed keys, and the documents its summary needs (their
+    full paths, each to its store root and key)."""
     per_root: dict[str, dict[str, KeyInfo]] = {d: {} for d in dirs}
     root_set = set(dirs)
     for path, size in listing.files.items():
@@ -258,20 +304,29 @@ def _summarize_dirs(listing: _Listing, dirs: list[str]) -> dict[str, StoreInfo]:
             else [k for k in keys if _SUMMARY_DOCS.match(k)]
         )
         wanted.update({f"{d}/{key}": (d, key) for key in chosen})
-    raws = _cat(listing.fs, list(wanted))
-    fetched: dict[str, dict[str, object]] = {d: {} for d in dirs}
+    return per_root, wanted
+
+
+def _summarize_dirs(
+    listing: _Listing,
+    per_root: dict[str, dict[str, KeyInfo]],
+    wanted: dict[str, tuple[str, str]],
+    raws: Mapping[str, object],
+) -> dict[str, StoreInfo]:
+    """Summaries of directory stores from their fetched documents."""
+    fetched: dict[str, dict[str, object]] = {d: {} for d in per_root}
     for full, (d, key) in wanted.items():
-        fetched[d][key] = raws.get(full, raws.get(listing.fs._strip_protocol(full)))
+        fetched[d][key] = raws[full]
     infos: dict[str, StoreInfo] = {}
-    for d in dirs:
-        size = sum(k.size or 0 for k in per_root[d].values())
+    for d, keys in per_root.items():
+        size = sum(k.size or 0 for k in keys.values())
         kind: StoreKind = "directory" if listing.local else "prefix"
         info = StoreInfo("", listing.url_of(d), kind, size)
         try:
             docs = _docs(info.url, fetched[d])
             if not d.lower().endswith(SUFFIX) and not _declares_zspy(docs):
                 continue  # some other zarr group: not ours to list
-            snapshot = SnapshotStore(info.url, per_root[d], info.kind)
+            snapshot = SnapshotStore(info.url, keys, info.kind)
             file = ZspyFile(Hierarchy(snapshot, docs))
             info.signals = summarize_file(file)
             info.format_version = file.format_version
@@ -286,29 +341,22 @@ def _file_kind(path: str) -> StoreKind:
 
 
 def _summarize_zips(
-    listing: _Listing, zips: list[str], options: Mapping[str, Any]
+    listing: _Listing,
+    zips: list[str],
+    options: Mapping[str, Any],
+    tails: Mapping[str, object],
 ) -> dict[str, StoreInfo]:
-    """Summaries of zip stores, opened concurrently by a thread pool."""
-    if not zips:
-        return {}
-    todo = [StoreInfo("", listing.url_of(z), _file_kind(z), listing.files[z]) for z in zips]
-    # remote zip stores: their ends in one concurrent call, each opened from its end
-    tails = (
-        fetch_tails(
-            listing.fs,
-            [z for z, i in zip(zips, todo, strict=True) if i.kind == "zip"],
-            listing.files,
-        )
-        if listing.remote
-        else {}
-    )
+    """Summaries of zip (and HDF5) files: from their fetched ends where ``tails`` has
+    them, else opened by URL. Only remote files still to be read are opened by a thread
+    pool; the others are plain Python work, which threads would only slow down (the GIL)."""
 
-    def summarize(path: str, info: StoreInfo) -> StoreInfo:
+    def summarize(path: str) -> StoreInfo:
+        info = StoreInfo("", listing.url_of(path), _file_kind(path), listing.files[path])
         tail = tails.get(path)
         if tail is None:
             return _summarize_zip(info.url, options, info)
         try:
-            if isinstance(tail, BaseException):
+            if not isinstance(tail, bytes):
                 raise StoreReadError(f"{info.url}: reading failed: {tail}")
             store = open_zip_from_tail(listing.fs, path, info.url, info.size, tail)
             with store:
@@ -319,9 +367,12 @@ def _summarize_zips(
             return _error(info, exc)
         return info
 
-    with ThreadPoolExecutor(max_workers=min(ZIP_WORKERS, len(todo))) as pool:
-        done = list(pool.map(summarize, zips, todo))
-    return dict(zip(zips, done, strict=True))
+    waiting = [z for z in zips if listing.remote and z not in tails]
+    infos = {z: summarize(z) for z in zips if z not in waiting}
+    if waiting:
+        with ThreadPoolExecutor(max_workers=min(ZIP_WORKERS, len(waiting))) as pool:
+            infos.update(zip(waiting, pool.map(summarize, waiting), strict=True))
+    return infos
 
 
 def find_stores(
@@ -358,9 +409,13 @@ def find_stores(
     """
     options = dict(storage_options or {})
     listing = _list(url, options, refresh)
-    dirs, zips = _roots(listing.files)
-    infos = _summarize_dirs(listing, listing.selected(dirs))
-    infos.update(_summarize_zips(listing, listing.selected(zips), options))
+    dirs, zips = (listing.selected(roots) for roots in _roots(listing.files))
+    per_root, wanted = _dir_documents(listing, dirs)
+    # on object storage, zip stores open from their fetched ends (no request of their own)
+    tails = [z for z in zips if listing.remote and _file_kind(z) == "zip"]
+    raws = _fetch(listing.fs, list(wanted), tails, listing.files)
+    infos = _summarize_dirs(listing, per_root, wanted, raws)
+    infos.update(_summarize_zips(listing, zips, options, {z: raws[z] for z in tails}))
     digests = listing.digests(infos)
     for root, name in _names(list(infos), listing.prefix).items():
         infos[root].name = name

@@ -2,8 +2,8 @@
 
 A zip file keeps its directory at its end, and zspy writers put the consolidated
 metadata (``.zmetadata``) last. A catalog of many zip stores therefore fetches the last
-:data:`TAIL_BYTES` of every zip in **one** concurrent ``fs.cat_ranges`` call (sizes come
-from the listing: no HEAD), and opens each zip from those bytes: a small store is read
+:data:`TAIL_BYTES` of every zip (from :func:`tail_start` to its size, known from the
+listing: no HEAD) in the catalog's one concurrent ``fs.cat_ranges`` call, and opens each zip from those bytes: a small store is read
 whole, a large one needs no further request unless a member it reads lies before the
 tail (one ranged GET per block of :data:`BLOCK_BYTES` then).
 """
@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import zipfile
-from collections.abc import Mapping
 from typing import Any
 
 import fsspec
@@ -21,7 +20,7 @@ from fsspec.implementations.zip import ZipFileSystem
 from intake_zspy.errors import DamagedStoreError
 from intake_zspy.storage._fsspec import FsspecStore
 
-__all__ = ["TAIL_BYTES", "TailFile", "fetch_tails", "open_zip_from_tail"]
+__all__ = ["TAIL_BYTES", "TailFile", "open_zip_from_tail", "tail_start"]
 
 #: Bytes fetched from the end of each zip: its directory and last members.
 TAIL_BYTES = 256 * 2**10
@@ -80,16 +79,9 @@ class TailFile(io.RawIOBase):
         return done
 
 
-def fetch_tails(
-    fs: fsspec.AbstractFileSystem, paths: list[str], sizes: Mapping[str, int]
-) -> dict[str, bytes | BaseException]:
-    """The last :data:`TAIL_BYTES` of every path, in one concurrent call."""
-    if not paths:
-        return {}
-    starts = [max(0, sizes[p] - TAIL_BYTES) for p in paths]
-    ends = [sizes[p] for p in paths]
-    values = fs.cat_ranges(paths, starts, ends, on_error="return")
-    return dict(zip(paths, values, strict=True))
+def tail_start(size: int) -> int:
+    """Where the fetched end of a zip of ``size`` bytes starts."""
+    return max(0, size - TAIL_BYTES)
 
 
 def open_zip_from_tail(

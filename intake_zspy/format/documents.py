@@ -17,7 +17,7 @@ import hashlib
 import json
 import posixpath
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -117,13 +117,12 @@ def consolidated_docs(raw: bytes, url: str) -> dict[str, dict[str, Any]]:
     return docs
 
 
-def serializations(doc: Mapping[str, Any]) -> list[bytes]:
+def serializations(doc: Mapping[str, Any]) -> Iterator[bytes]:
     """The bytes zarr writers store for ``doc``: zarr 2 (and HyperSpy, and intake-zspy)
-    sort keys with an indent of 4; zarr 3 keeps the order with an indent of 2."""
-    return [
-        dumps(doc),
-        json.dumps(doc, indent=2, allow_nan=True).encode(),
-    ]
+    sort keys with an indent of 4; zarr 3 keeps the order with an indent of 2. Made one
+    at a time: the first is usually the one (indented JSON is encoded in Python, slowly)."""
+    yield dumps(doc)
+    yield json.dumps(doc, indent=2, allow_nan=True).encode()
 
 
 def vouched(doc: Mapping[str, Any] | None, info: KeyInfo) -> bool:
