@@ -224,6 +224,51 @@ def test_chunks_read_one_by_one_from_s3_are_fetched_ahead(
     np.testing.assert_array_equal(lazy["data"].compute().values, expected)
 
 
+@pytest.mark.s3
+def test_distributed_workers_do_not_read_ahead(
+    tmp_path: Path,
+    s3_bucket: str,
+    s3_storage_options: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A worker gets some of the chunks (the others go to other workers): it fetches only
+    the ones its tasks read, and the result is exact."""
+    from distributed import Client, LocalCluster
+
+    from intake_zspy.format import readahead
+    from tests.s3server import upload
+
+    built: list[object] = []
+    original = readahead.ReadAhead.__init__
+
+    def spy(self: Any, *args: Any, **kwargs: Any) -> None:
+        built.append(self)
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(readahead.ReadAhead, "__init__", spy)
+    data = np.arange(12 * 10, dtype="<f4").reshape(12, 10)
+    local = make_store(tmp_path / "w.zspy", data, (2, 5))
+    url = f"s3://{s3_bucket}/w.zspy"
+    upload(local, url, s3_storage_options)
+
+    def lazy() -> Any:
+        return intake_zspy.open_dataset(url, storage_options=s3_storage_options, chunks={})
+
+    assert not readahead.in_distributed_worker()
+    with (
+        LocalCluster(  # in this process, so that the spy sees the workers' arrays
+            n_workers=1, processes=False, threads_per_worker=2, dashboard_address=None
+        ) as cluster,
+        Client(cluster) as client,
+    ):
+        assert client.submit(readahead.in_distributed_worker).result(timeout=30)
+        result = client.compute(lazy()["data"]).result(timeout=30)
+    np.testing.assert_array_equal(result.values, data)
+    assert built == []  # every chunk read directly
+    np.testing.assert_array_equal(lazy()["data"].compute().values, data)  # threaded scheduler
+    assert len(built) == 1  # reads ahead
+
+
 # -- zip stores opened from their end (catalogs on object storage) ---------------------------
 
 

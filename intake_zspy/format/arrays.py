@@ -34,7 +34,7 @@ from intake_zspy.format.fetch import (
     batched,
     fetch_window,
 )
-from intake_zspy.format.readahead import ReadAhead, reads_are_round_trips
+from intake_zspy.format.readahead import ReadAhead, in_distributed_worker, reads_are_round_trips
 from intake_zspy.format.zarray import ArrayMeta, zarray_document
 
 if TYPE_CHECKING:
@@ -117,9 +117,10 @@ class V2Array:
     def get_chunk(self, idx: tuple[int, ...], key: str) -> bytes | None:
         """The stored bytes of one chunk; on object storage through a
         :class:`~intake_zspy.format.readahead.ReadAhead`, so that reading the chunks one
-        by one in order (a dask graph) keeps the following ones in flight."""
+        by one in order (a dask graph) keeps the following ones in flight; not in a
+        ``dask.distributed`` worker, which reads only some of them."""
         if self._ahead is None:
-            if not reads_are_round_trips(self.store):
+            if not reads_are_round_trips(self.store) or in_distributed_worker():
                 return self.store.get(key)
             with _AHEAD_LOCK:
                 if self._ahead is None:
