@@ -16,7 +16,11 @@ alternate round by round, so drifting machine load hits them alike. Every case r
   remotely, ``get`` (s3fs GET of every chunk object, all at once, nothing decoded).
 
 Times exclude interpreter start and imports; each remote run uses a new s3fs filesystem
-and the proxy's counters are reset before it. Usage::
+and the proxy's counters are reset before it. Memory is made warm before every timed run
+(:func:`warm_memory`): on this VM a page the process touches for the first time costs
+0.3-1.8 s per GiB when the guest had handed it back to the host (which it does a few
+seconds after it is freed), about 0.1 s when it was just freed; the ``touch_*`` rows
+measure both. Usage::
 
     git worktree add /tmp/before-11 <commit>
     python benchmarks/bench_dask.py --before /tmp/before-11 [--rounds 3] [--docs]
@@ -47,6 +51,7 @@ if not SERVE:
 ARRAY = "Experiments/4D-STEM/data"
 LIBRARY_CASES = ("eager", "dask", "to_dask", "blocks")
 FLOOR_CASES = ("decode", "assembly", "zarr3")
+TOUCH_CASES = ("touch_warm", "touch_cold")
 WHAT = {
     "eager": 'intake_zspy `open_dataset(url)["data"].values`',
     "dask": 'intake_zspy `open_dataset(url, chunks={})["data"].compute()`',
@@ -56,7 +61,33 @@ WHAT = {
     "decode": "floor: decompress every chunk (bytes in memory) into a reused buffer, 1 thread per core",
     "assembly": "floor: numpy copies the 16 blocks into one array (dask's final `concatenate3`)",
     "get": "floor: s3fs GET of every chunk object, all at once, no decoding",
+    "touch_warm": "memory: first touch of 1.07 GB just after freeing 3 GiB (how every row runs)",
+    "touch_cold": "memory: first touch of 1.07 GB, 10 s after freeing (the VM's host took it back)",
 }
+#: GiB touched and freed before every timed run, more than any case allocates.
+WARM_GIB = 3
+STORE_BYTES = 64 * 64 * 256 * 256 * 4
+
+
+def warm_memory(gib: float = WARM_GIB) -> None:
+    """Touch and free ``gib`` GiB, so that the timed run's allocations find pages the
+    VM's host still backs (see the module docstring)."""
+    import numpy as np
+
+    block = np.empty(int(gib * 2**30), np.uint8)
+    block[:: os.sysconf("SC_PAGE_SIZE")] = 1
+    del block
+
+
+def _touch(nbytes: int) -> float:
+    import numpy as np
+
+    t0 = time.perf_counter()
+    block = np.empty(nbytes, np.uint8)
+    block[:: os.sysconf("SC_PAGE_SIZE")] = 1
+    seconds = time.perf_counter() - t0
+    del block
+    return seconds
 
 
 # -- the measuring process --------------------------------------------------------------
@@ -79,6 +110,11 @@ def _run(case: str, url: str, options: dict[str, Any]) -> float:
     import intake_zspy
 
     opts = options or None
+    if case.startswith("touch_"):
+        warm_memory()
+        if case == "touch_cold":
+            time.sleep(10)
+        return _touch(STORE_BYTES)
     if case in ("decode", "assembly"):  # what they work on is prepared untimed
         if case == "decode":
             raws = _chunk_bytes(url, options)
@@ -93,6 +129,7 @@ def _run(case: str, url: str, options: dict[str, Any]) -> float:
                     mine.buf = np.empty(19 * 19 * 256 * 256, "f4")
                 codec.decode(raw, out=mine.buf)
 
+            warm_memory()
             t0 = time.perf_counter()
             with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
                 list(pool.map(decode, raws))
@@ -103,10 +140,12 @@ def _run(case: str, url: str, options: dict[str, Any]) -> float:
         nested = np.empty(lazy.numblocks, dtype=object)
         for i, block in enumerate(dask.compute(*lazy.to_delayed().ravel())):
             nested.flat[i] = block
+        warm_memory()
         t0 = time.perf_counter()
         concatenate3(nested.tolist())
         return time.perf_counter() - t0
     result: Any
+    warm_memory()
     t0 = time.perf_counter()
     if case == "eager":
         result = intake_zspy.open_dataset(url, storage_options=opts)["data"].values
@@ -194,7 +233,7 @@ def measure(
 ) -> dict[str, dict[str, list[float]]]:
     """Interleaved rounds (the first one a warm-up): {case: {tree: [seconds]}}."""
     cases = [(c, t) for c in LIBRARY_CASES for t in workers]
-    cases += [(c, "after") for c in FLOOR_CASES + (("get",) if lab else ())]
+    cases += [(c, "after") for c in FLOOR_CASES + (("get",) if lab else TOUCH_CASES)]
     out: dict[str, dict[str, list[float]]] = {}
     for r in range(rounds + 1):
         order = cases if r % 2 else list(reversed(cases))
@@ -275,7 +314,9 @@ def main() -> int:
             f"{load0[0]:.2f} at the start, {results['load_end'][0]:.2f} at the end). Median of "
             f"{args.rounds} interleaved rounds after a warm-up round; before = "
             f"`{args.before}` (the tree before issue 11), after = this checkout, each in its own "
-            "persistent process. The 1.07 GB 4D-STEM store, 16 chunks."
+            "persistent process. The 1.07 GB 4D-STEM store, 16 chunks. Every timed run "
+            f"starts right after touching and freeing {WARM_GIB} GiB (the `touch` rows: "
+            "memory this VM's host has taken back costs up to ~1.8 s per GiB to touch again)."
         ),
         "",
     ]
