@@ -34,6 +34,7 @@ if str(REPO) not in sys.path:
     sys.path.insert(0, str(REPO))
 
 from benchmarks._common.lab import Lab, add_lab_options
+from benchmarks._common.memory import WARM_GIB, warm_memory
 from benchmarks._common.paths import BUCKET, DOCS, STEM
 from benchmarks._common.report import command_line, log, save_results, utc_date, write_section
 
@@ -122,6 +123,8 @@ def main() -> int:
 
         for r in range(args.rounds + 1):
             for case in WHAT if r % 2 else reversed(WHAT):
+                warm_memory()
+                client.run(warm_memory)
                 lab.reset()
                 t0 = time.perf_counter()
                 out = run(case)
@@ -149,7 +152,8 @@ def main() -> int:
             f"{args.rounds} interleaved rounds after a warm-up round; the cluster is started "
             f"before the clock. The pickled graph of the reduction is {graph_bytes / 1e3:.1f} "
             "kB (the source's URL and options, no data); every result equals the in-memory "
-            "reduction."
+            f"reduction. Every run starts right after this process and each worker touched "
+            f"and freed {WARM_GIB} GiB (see `warm_memory` in `benchmarks/_common/memory.py`)."
         ),
         "",
         "| what | median s | min-max s | requests | single-threaded / this |",

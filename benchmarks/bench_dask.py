@@ -17,7 +17,7 @@ alternate round by round, so drifting machine load hits them alike. Every case r
 
 Times exclude interpreter start and imports; each remote run uses a new s3fs filesystem
 and the proxy's counters are reset before it. Memory is made warm before every timed run
-(:func:`warm_memory`): on this VM a page the process touches for the first time costs
+(``_common.memory.warm_memory``): on this VM a page the process touches for the first time costs
 0.3-1.8 s per GiB when the guest had handed it back to the host (which it does a few
 seconds after it is freed), about 0.1 s when it was just freed; the ``touch_*`` rows
 measure both. Usage::
@@ -29,6 +29,7 @@ measure both. Usage::
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import statistics
@@ -64,30 +65,23 @@ WHAT = {
     "touch_warm": "memory: first touch of 1.07 GB just after freeing 3 GiB (how every row runs)",
     "touch_cold": "memory: first touch of 1.07 GB, 10 s after freeing (the VM's host took it back)",
 }
-#: GiB touched and freed before every timed run, more than any case allocates.
-WARM_GIB = 3
 STORE_BYTES = 64 * 64 * 256 * 256 * 4
 
 
-def warm_memory(gib: float = WARM_GIB) -> None:
-    """Touch and free ``gib`` GiB, so that the timed run's allocations find pages the
-    VM's host still backs (see the module docstring)."""
-    import numpy as np
+@functools.cache
+def _memory() -> Any:
+    """``benchmarks/_common/memory.py`` of this checkout, loaded by path: a measuring
+    process has an older tree first on its path, whose ``_common`` may lack it."""
+    import importlib.util
 
-    block = np.empty(int(gib * 2**30), np.uint8)
-    block[:: os.sysconf("SC_PAGE_SIZE")] = 1
-    del block
-
-
-def _touch(nbytes: int) -> float:
-    import numpy as np
-
-    t0 = time.perf_counter()
-    block = np.empty(nbytes, np.uint8)
-    block[:: os.sysconf("SC_PAGE_SIZE")] = 1
-    seconds = time.perf_counter() - t0
-    del block
-    return seconds
+    spec = importlib.util.spec_from_file_location(
+        "_bench_memory", Path(__file__).resolve().parent / "_common" / "memory.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 # -- the measuring process --------------------------------------------------------------
@@ -101,8 +95,15 @@ def _chunk_bytes(url: str, options: dict[str, Any]) -> list[bytes]:
     return list(fs.cat(paths).values())
 
 
-def _run(case: str, url: str, options: dict[str, Any]) -> float:
-    """Run ``case`` once; return its seconds (what is timed depends on the case)."""
+def _cpu_ticks() -> tuple[int, int]:
+    """(all, idle) clock ticks of the machine's CPUs so far, from ``/proc/stat``."""
+    ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks), ticks[3] + ticks[4]
+
+
+def _run(case: str, url: str, options: dict[str, Any]) -> dict[str, float]:
+    """Run ``case`` once: its ``seconds`` (what is timed depends on the case) and, for
+    the reads, how ``busy`` the machine's cores were meanwhile (0-1)."""
     import dask
     import numcodecs
     import numpy as np
@@ -110,11 +111,13 @@ def _run(case: str, url: str, options: dict[str, Any]) -> float:
     import intake_zspy
 
     opts = options or None
+    memory = _memory()
+    warm_memory = memory.warm_memory
     if case.startswith("touch_"):
         warm_memory()
         if case == "touch_cold":
             time.sleep(10)
-        return _touch(STORE_BYTES)
+        return {"seconds": float(memory.touch(STORE_BYTES))}
     if case in ("decode", "assembly"):  # what they work on is prepared untimed
         if case == "decode":
             raws = _chunk_bytes(url, options)
@@ -133,7 +136,7 @@ def _run(case: str, url: str, options: dict[str, Any]) -> float:
             t0 = time.perf_counter()
             with ThreadPoolExecutor(os.cpu_count() or 2) as pool:
                 list(pool.map(decode, raws))
-            return time.perf_counter() - t0
+            return {"seconds": time.perf_counter() - t0}
         from dask.array.core import concatenate3
 
         lazy = intake_zspy.open_dataset(url, storage_options=opts, chunks={})["data"].data
@@ -143,9 +146,10 @@ def _run(case: str, url: str, options: dict[str, Any]) -> float:
         warm_memory()
         t0 = time.perf_counter()
         concatenate3(nested.tolist())
-        return time.perf_counter() - t0
+        return {"seconds": time.perf_counter() - t0}
     result: Any
     warm_memory()
+    all0, idle0 = _cpu_ticks()
     t0 = time.perf_counter()
     if case == "eager":
         result = intake_zspy.open_dataset(url, storage_options=opts)["data"].values
@@ -168,8 +172,9 @@ def _run(case: str, url: str, options: dict[str, Any]) -> float:
     else:
         raise ValueError(case)
     seconds = time.perf_counter() - t0
+    all1, idle1 = _cpu_ticks()
     del result
-    return seconds
+    return {"seconds": seconds, "busy": 1 - (idle1 - idle0) / max(1, all1 - all0)}
 
 
 def serve() -> None:
@@ -183,7 +188,7 @@ def serve() -> None:
     for line in sys.stdin:
         case, url, options = json.loads(line)
         try:
-            print(json.dumps({"seconds": _run(case, url, options)}), flush=True)
+            print(json.dumps(_run(case, url, options)), flush=True)
         except Exception as exc:  # noqa: BLE001 - reported to the parent, which stops
             print(json.dumps({"error": f"{type(exc).__name__}: {exc}"}), flush=True)
 
@@ -240,7 +245,8 @@ def measure(
         for case, tree in order:
             if lab is not None:
                 lab.reset()
-            seconds = workers[tree].ask([case, url, options])["seconds"]
+            reply = workers[tree].ask([case, url, options])
+            seconds = reply["seconds"]
             extra = ""
             if lab is not None:
                 stats = lab.stats()
@@ -248,6 +254,8 @@ def measure(
             log(f"  {where} round {r} {case:8s} {tree:6s} {seconds:.3f} s{extra}")
             if r:
                 out.setdefault(case, {}).setdefault(tree, []).append(seconds)
+                if "busy" in reply:
+                    out[case].setdefault(f"{tree} busy", []).append(reply["busy"])
     return out
 
 
@@ -255,8 +263,11 @@ def _table(runs: dict[str, dict[str, list[float]]]) -> list[str]:
     med = {c: {t: statistics.median(v) for t, v in trees.items()} for c, trees in runs.items()}
     after = {c: m["after"] for c, m in med.items()}
     lines = [
-        "| what | before s | after s | after / before | zarr 3 / after | after / eager (after) |",
-        "|---|---|---|---|---|---|",
+        (
+            "| what | before s | after s | after / before | zarr 3 / after | after / eager (after) "
+            "| cores busy (after) |"
+        ),
+        "|---|---|---|---|---|---|---|",
     ]
     for case, m in med.items():
         before = m.get("before")
@@ -264,7 +275,22 @@ def _table(runs: dict[str, dict[str, list[float]]]) -> list[str]:
         change = f"{m['after'] / before:.2f}" if before else ""
         zarr = f"{after['zarr3'] / m['after']:.2f}x" if case in LIBRARY_CASES else ""
         eager = f"{m['after'] / after['eager']:.2f}x" if case in LIBRARY_CASES else ""
-        lines.append(f"| {WHAT[case]} | {b} | {m['after']:.3f} | {change} | {zarr} | {eager} |")
+        busy = f"{m['after busy']:.0%}" if "after busy" in m else ""
+        lines.append(
+            f"| {WHAT[case]} | {b} | {m['after']:.3f} | {change} | {zarr} | {eager} | {busy} |"
+        )
+    if "get" in med:
+        get, decode, eager_s = after["get"], after["decode"], after["eager"]
+        lines += [
+            "",
+            (
+                f"The GET floor alone keeps {med['get']['after busy']:.0%} of the cores busy (the "
+                "client, the proxy and the S3 server run on them), so fetching and decoding "
+                f"compete for the same CPU: the eager read takes {eager_s / max(get, decode):.2f}x "
+                f"the larger floor and {eager_s / (get + decode):.2f}x the two one after the "
+                f"other ({get + decode:.3f} s)."
+            ),
+        ]
     return lines
 
 
@@ -315,7 +341,7 @@ def main() -> int:
             f"{args.rounds} interleaved rounds after a warm-up round; before = "
             f"`{args.before}` (the tree before issue 11), after = this checkout, each in its own "
             "persistent process. The 1.07 GB 4D-STEM store, 16 chunks. Every timed run "
-            f"starts right after touching and freeing {WARM_GIB} GiB (the `touch` rows: "
+            "starts right after touching and freeing 3 GiB (the `touch` rows: "
             "memory this VM's host has taken back costs up to ~1.8 s per GiB to touch again)."
         ),
         "",

@@ -8,6 +8,7 @@ import resource
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 from typing import Any, Self
 
@@ -39,6 +40,34 @@ class PeakRSS:
         self._stop.set()
         self._thread.join()
         self.peak = max(self.peak, rss_bytes())
+
+
+#: GiB touched and freed before a timed run, more than the runs here allocate.
+WARM_GIB = 3
+
+
+def touch(nbytes: int) -> float:
+    """Allocate ``nbytes``, write one byte per page, free them; the seconds it took."""
+    import numpy as np
+
+    t0 = time.perf_counter()
+    block = np.empty(nbytes, np.uint8)
+    block[:: os.sysconf("SC_PAGE_SIZE")] = 1
+    seconds = time.perf_counter() - t0
+    del block
+    return seconds
+
+
+def warm_memory(gib: float = WARM_GIB) -> None:
+    """Touch and free ``gib`` GiB, so that a timed run's allocations find pages the VM's
+    host still backs.
+
+    This VM's host takes freed guest memory back a few seconds after it is freed (free
+    page reporting); touching such memory again costs 0.3-1.8 s per GiB, against about
+    0.1 s for memory just freed. Without this, a run's time depends on how long ago the
+    memory it allocates was last used.
+    """
+    touch(int(gib * 2**30))
 
 
 def status_bytes(field: str) -> int:
