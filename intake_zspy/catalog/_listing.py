@@ -5,7 +5,8 @@ store roots out of it, and fetches in **one** concurrent ``fs.cat_ranges`` call 
 metadata documents a summary needs for every directory store (the root ``.zmetadata``
 when the listing shows one, else the root and per-signal documents) and, on object
 storage, the end of every zip store (its directory and consolidated metadata). Zip stores
-are then opened in a thread pool. No array data is read.
+are then opened from those bytes, or from the local disk; only remote files whose ends
+were not fetched (HDF5) are opened by a thread pool. No array data is read.
 
 A store that cannot be summarised becomes a :class:`StoreInfo` carrying the error,
 so one bad store never hides the others.
