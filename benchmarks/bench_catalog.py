@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -41,6 +40,7 @@ from benchmarks._common.report import (
     command_line,
     log,
     ops_text,
+    revision,
     save_results,
     utc_date,
     write_section,
@@ -81,17 +81,6 @@ def store_names(n: int) -> list[tuple[str, str]]:
         store_type = "zip" if i % 2 else "directory"
         out.append((f"run{i // 100:03d}/scan{i:05d}.zspy", f"{kind}-{store_type}"))
     return out
-
-
-def git_head(tree: Path) -> str:
-    """``<short hash> <subject>`` of the commit checked out in ``tree``."""
-    out = subprocess.run(
-        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    return out.stdout.strip()[:60]
 
 
 def make_local(n: int) -> Path:
@@ -314,8 +303,8 @@ def main() -> int:
                 "then `cat[name].describe()` for every entry. Requests as the proxy counted "
                 "them (the lab may serve other work at the same time)."
                 + (
-                    f" Before: `{args.before}` at `{git_head(args.before)}`; after: this "
-                    f"checkout at `{git_head(ROOT)}`."
+                    f" Before: `{args.before}` at `{revision(args.before)}`; after: this "
+                    f"checkout at `{revision(ROOT)}`."
                     if args.before
                     else ""
                 )

@@ -35,6 +35,7 @@ from benchmarks._common.paths import BUCKET, DATA_DIR, DOCS, EELS, STEM
 from benchmarks._common.report import (
     command_line,
     log,
+    revision,
     save_results,
     secs,
     section_markers,
@@ -255,7 +256,7 @@ def main() -> int:
     results = {
         "command": command_line("bench_revisions.py", sys.argv[1:]),
         "trees": {k: str(v) for k, v in trees.items()},
-        "revisions": {k: _revision(v) for k, v in trees.items()},
+        "revisions": {k: revision(v) for k, v in trees.items()},
         "latency_ms": args.latency_ms if lab is not None else None,
         "rounds": args.rounds,
         "date": utc_date(),
@@ -303,23 +304,6 @@ def _write_docs(results: dict[str, Any]) -> None:
     ]
     heading = "## Before and after, in one run (`bench_revisions.py`)"
     write_section(DOCS, "bench_revisions.py", "\n".join(lines), heading)
-
-
-def _revision(tree: Path) -> str:
-    done = subprocess.run(
-        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    status = subprocess.run(
-        ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no", "intake_zspy"],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    dirty = " + uncommitted changes to intake_zspy/" if status.stdout.strip() else ""
-    return done.stdout.strip()[:60] + dirty
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -95,3 +96,22 @@ def write_section(path: Path, script: str, section: str, heading: str | None = N
         text = text.rstrip("\n") + "\n\n" + (f"{heading}\n\n" if heading else "") + section + "\n"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)
+
+
+def revision(tree: Path) -> str:
+    """``<short hash> <subject>`` of the commit checked out in ``tree``, and whether its
+    ``intake_zspy/`` has uncommitted changes."""
+    done = subprocess.run(
+        ["git", "-C", str(tree), "log", "-1", "--format=%h %s"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    status = subprocess.run(
+        ["git", "-C", str(tree), "status", "--porcelain", "--untracked-files=no", "intake_zspy"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    dirty = " + uncommitted changes to intake_zspy/" if status.stdout.strip() else ""
+    return done.stdout.strip()[:60] + dirty
