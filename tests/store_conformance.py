@@ -107,8 +107,9 @@ DIGESTS = {"md5": md5, "crc32": crc32}
 class Backend(ABC):
     """One kind of storage: where the store is, how to put keys there and open it."""
 
-    #: The store's ``url`` once opened.
+    #: The store's ``url`` once opened, and the storage options it is opened with.
     url: str
+    options: dict[str, Any] | None = None
 
     @abstractmethod
     def plant(self, items: Mapping[str, bytes]) -> None:
@@ -118,9 +119,9 @@ class Backend(ABC):
     def plant_directory(self, name: str) -> None:
         """Add what the storage uses for an (empty) directory ``name``, if it has one."""
 
-    @abstractmethod
     def open(self, prefetch: Sequence[str] = ()) -> KeyValueStore:
-        """Open the store as a reader does (``prefetch`` only where opened by URL)."""
+        """Open the store as a reader does: by URL (``prefetch`` only where opened so)."""
+        return open_store(self.url, self.options, prefetch=prefetch)
 
     @abstractmethod
     def snapshot(self) -> object:

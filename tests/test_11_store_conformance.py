@@ -68,10 +68,22 @@ def _write_files(root: Path, items: Mapping[str, bytes]) -> None:
         path.write_bytes(value)
 
 
+class LocalBackend(Backend):
+    """A store in a local folder or file below ``tmp``."""
+
+    tmp: Path
+
+    def open_files(self) -> list[str]:
+        return files_open_under(self.tmp)
+
+    def snapshot(self) -> object:
+        return _walk(self.tmp)
+
+
 # -- a local directory ---------------------------------------------------------------------
 
 
-class DirectoryBackend(Backend):
+class DirectoryBackend(LocalBackend):
     def __init__(self, tmp_path: Path) -> None:
         self.tmp = tmp_path
         self.root = tmp_path / "store.zspy"
@@ -84,15 +96,6 @@ class DirectoryBackend(Backend):
 
     def plant_directory(self, name: str) -> None:
         self.root.joinpath(*name.split("/")).mkdir(parents=True, exist_ok=True)
-
-    def open(self, prefetch: Sequence[str] = ()) -> KeyValueStore:
-        return open_store(self.url, prefetch=prefetch)
-
-    def open_files(self) -> list[str]:
-        return files_open_under(self.tmp)
-
-    def snapshot(self) -> object:
-        return _walk(self.tmp)
 
     def fresh(self) -> KeyValueStore:
         path = self.tmp / "fresh.zspy"
@@ -125,7 +128,7 @@ def _zip_bytes(items: Mapping[str, bytes], directories: Sequence[str], dest: Pat
     return dest
 
 
-class ZipBackend(Backend):
+class ZipBackend(LocalBackend):
     def __init__(self, tmp_path: Path, *, chain: bool = False) -> None:
         self.tmp = tmp_path
         self.path = tmp_path / "store.zip"
@@ -142,15 +145,6 @@ class ZipBackend(Backend):
     def plant_directory(self, name: str) -> None:
         self.directories.append(name)
         _zip_bytes(self.items, self.directories, self.path)
-
-    def open(self, prefetch: Sequence[str] = ()) -> KeyValueStore:
-        return open_store(self.url, prefetch=prefetch)
-
-    def open_files(self) -> list[str]:
-        return files_open_under(self.tmp)
-
-    def snapshot(self) -> object:
-        return _walk(self.tmp)
 
     def target(self) -> tuple[str, dict[str, Any], StoreKind | None]:
         path = self.tmp / "target.zspy"
@@ -196,9 +190,6 @@ class MemoryBackend(Backend):
 
     def plant_directory(self, name: str) -> None:
         self.fs.mkdir(f"{self.root}/{name}")
-
-    def open(self, prefetch: Sequence[str] = ()) -> KeyValueStore:
-        return open_store(self.url, prefetch=prefetch)
 
     def snapshot(self) -> object:
         store = self.fs.store
@@ -254,9 +245,6 @@ class S3Backend(Backend):
     def plant_directory(self, name: str) -> None:
         # the zero-byte "folder" object S3 consoles create
         self._put({f"{self.area}/{self.name}/{name}/": b""})
-
-    def open(self, prefetch: Sequence[str] = ()) -> KeyValueStore:
-        return open_store(self.url, self.options, prefetch=prefetch)
 
     def snapshot(self) -> object:
         self.fs.invalidate_cache()
@@ -354,7 +342,7 @@ class ZarrMemoryBackend(Backend):
         return open_store(zarr.storage.MemoryStore())
 
 
-class ZarrLocalBackend(Backend):
+class ZarrLocalBackend(LocalBackend):
     def __init__(self, tmp_path: Path, *, read_only: bool = False) -> None:
         self.tmp = tmp_path
         self.root = tmp_path / "store.zspy"
@@ -371,12 +359,6 @@ class ZarrLocalBackend(Backend):
     def open(self, prefetch: Sequence[str] = ()) -> KeyValueStore:
         assert not prefetch
         return open_store(zarr.storage.LocalStore(self.root, read_only=self.read_only))
-
-    def open_files(self) -> list[str]:
-        return files_open_under(self.tmp)
-
-    def snapshot(self) -> object:
-        return _walk(self.tmp)
 
     def fresh(self) -> KeyValueStore:
         return open_store(zarr.storage.LocalStore(self.tmp / "fresh.zspy"))

@@ -122,3 +122,18 @@ def test_saved_catalog_reopens_with_the_same_strings(tmp_path: Path, which: str)
 def test_escaped_strings_render_back_to_themselves(text: str) -> None:
     escaped = escape_templates({"s": text, "l": [text], "d": {text: text}})
     assert expand_templates(escaped, {}) == {"s": text, "l": [text], "d": {text: text}}
+
+
+def test_entry_options_are_passed_not_copied(tmp_path: Path) -> None:
+    """A storage option may hold an object that cannot be copied; each source still gets
+    its own metadata."""
+    import threading
+
+    lock = threading.Lock()
+    folder = tmp_path / "data"
+    hostile_store(folder / "s.zspy", "title")
+    cat = ZspyStoresCatalog(str(folder), storage_options={"extra": {"lock": lock}})
+    first = cat["s"]
+    assert first.storage_options["extra"]["lock"] is lock
+    first.metadata["title"] = "changed"
+    assert cat["s"](signal=SIGNAL).metadata["title"] == "title"

@@ -13,7 +13,7 @@ unchanged (:func:`escape_templates`).
 
 from __future__ import annotations
 
-import copy
+from collections.abc import Callable
 from typing import Any
 
 from intake.catalog.local import LocalCatalogEntry
@@ -34,9 +34,9 @@ class VerbatimEntry(LocalCatalogEntry):
 
     def _create_open_args(self, user_parameters: dict[str, Any]) -> tuple[type, dict[str, Any]]:
         user_parameters.pop("plugin", None)
-        metadata = copy.deepcopy(self._metadata)
+        metadata = _rebuilt(self._metadata)
         metadata["catalog_dir"] = self._catalog_dir
-        args = {**copy.deepcopy(self._open_args), **user_parameters, "metadata": metadata}
+        args = {**_rebuilt(self._open_args), **user_parameters, "metadata": metadata}
         return self._plugin[0], args
 
 
@@ -49,14 +49,22 @@ def _escape(text: str) -> str:
     return escaped + "\n" if escaped.endswith("\n") else escaped
 
 
+def _rebuilt(value: Any, text: Callable[[str], str] = str) -> Any:
+    """``value`` with its dicts, lists and tuples rebuilt and ``text`` applied to every
+    string in them (dict keys, which intake does not render, left as they are); other
+    objects are shared, not copied: a storage option may hold one that cannot be (a
+    session, a lock)."""
+    if isinstance(value, str):
+        return text(value)
+    if isinstance(value, dict):
+        return {k: _rebuilt(v, text) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return type(value)(_rebuilt(v, text) for v in value)
+    return value
+
+
 def escape_templates(value: Any) -> Any:
     """``value`` with every string written so that intake's jinja2 rendering of a saved
     catalog gives the original string back (dicts and lists walked; dict keys, which
     intake does not render, left as they are)."""
-    if isinstance(value, str):
-        return _escape(value)
-    if isinstance(value, dict):
-        return {k: escape_templates(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return type(value)(escape_templates(v) for v in value)
-    return value
+    return _rebuilt(value, _escape)

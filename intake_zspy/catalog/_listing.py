@@ -202,16 +202,29 @@ class _Listing:
     def selected(self, paths: list[str]) -> list[str]:
         return paths if self.pattern is None else [p for p in paths if self.pattern.match(p)]
 
-    def digests(self, roots: Iterable[str]) -> dict[str, str]:
-        """A hash per store root of its keys' names, sizes and tokens (ETag, mtime)."""
+    def keys_by_store(self, roots: Iterable[str]) -> dict[str, dict[str, KeyInfo]]:
+        """Each store root's listed keys (relative to it; ``""`` for a file that is a
+        store) with their sizes: the one pass that finds the store of every file."""
         root_set = set(roots)
-        hashes = {r: hashlib.sha256() for r in root_set}
-        for path in sorted(self.files):
+        grouped: dict[str, dict[str, KeyInfo]] = {r: {} for r in root_set}
+        for path, size in self.files.items():
             owner = path if path in root_set else _owner(path, root_set)
             if owner is not None:
-                line = f"{path[len(owner) :]}\0{self.files[path]}\0{self.tokens.get(path, '')}\n"
-                hashes[owner].update(line.encode("utf-8", "surrogatepass"))
-        return {r: h.hexdigest()[:32] for r, h in hashes.items()}
+                grouped[owner][path[len(owner) :].lstrip("/")] = KeyInfo(size, None)
+        return grouped
+
+    def digests(self, keys: Mapping[str, Mapping[str, KeyInfo]]) -> dict[str, str]:
+        """A hash per store root of its keys' names, sizes and tokens (ETag, mtime)."""
+        found = {}
+        for root, listed in keys.items():
+            digest = hashlib.sha256()
+            for key in sorted(listed):
+                rel = f"/{key}" if key else ""
+                path = root + rel
+                line = f"{rel}\0{self.files[path]}\0{self.tokens.get(path, '')}\n"
+                digest.update(line.encode("utf-8", "surrogatepass"))
+            found[root] = digest.hexdigest()[:32]
+        return found
 
 
 def _token(info: Mapping[str, Any]) -> str:
@@ -286,17 +299,9 @@ def _list(url: str, options: Mapping[str, Any], refresh: bool) -> _Listing:
     return _Listing(fs, prefix, files, tokens, pattern, "://" in url or "::" in url, loc.local)
 
 
-def _dir_documents(
-    listing: _Listing, dirs: list[str]
-) -> tuple[dict[str, dict[str, KeyInfo]], dict[str, tuple[str, str]]]:
-    """Each directory store's listed keys, and the documents its summary needs (their
-    full paths, each to its store root and key)."""
-    per_root: dict[str, dict[str, KeyInfo]] = {d: {} for d in dirs}
-    root_set = set(dirs)
-    for path, size in listing.files.items():
-        owner = path if path in root_set else _owner(path, root_set)
-        if owner is not None:
-            per_root[owner][path[len(owner) :].lstrip("/")] = KeyInfo(size, None)
+def _summary_documents(per_root: Mapping[str, Mapping[str, KeyInfo]]) -> dict[str, tuple[str, str]]:
+    """The documents the summaries of directory stores need, given each one's listed
+    keys: their full paths, each to its store root and key."""
     wanted: dict[str, tuple[str, str]] = {}
     for d, keys in per_root.items():
         chosen = (
@@ -305,7 +310,7 @@ def _dir_documents(
             else [k for k in keys if _SUMMARY_DOCS.match(k)]
         )
         wanted.update({f"{d}/{key}": (d, key) for key in chosen})
-    return per_root, wanted
+    return wanted
 
 
 def _summarize_dirs(
@@ -411,13 +416,15 @@ def find_stores(
     options = dict(storage_options or {})
     listing = _list(url, options, refresh)
     dirs, zips = (listing.selected(roots) for roots in _roots(listing.files))
-    per_root, wanted = _dir_documents(listing, dirs)
+    keys = listing.keys_by_store(dirs + zips)
+    per_root = {d: keys[d] for d in dirs}
+    wanted = _summary_documents(per_root)
     # on object storage, zip stores open from their fetched ends (no request of their own)
     tails = [z for z in zips if listing.remote and _file_kind(z) == "zip"]
     raws = _fetch(listing.fs, list(wanted), tails, listing.files)
     infos = _summarize_dirs(listing, per_root, wanted, raws)
     infos.update(_summarize_zips(listing, zips, options, {z: raws[z] for z in tails}))
-    digests = listing.digests(infos)
+    digests = listing.digests({root: keys[root] for root in infos})
     for root, name in _names(list(infos), listing.prefix).items():
         infos[root].name = name
         infos[root].digest = digests[root]

@@ -308,23 +308,14 @@ def draw_markers(ax: Axes, markers: Iterable[Marker]) -> None:
                 zorder=3,
             )
             ax.add_collection(lines, autolim=False)
-        elif m.kind == "vlines" and len(m.positions):
-            ax.vlines(
+        elif m.kind in ("vlines", "hlines") and len(m.positions):
+            vertical = m.kind == "vlines"
+            draw = ax.vlines if vertical else ax.hlines
+            draw(
                 m.positions,
                 0,
-                1,
-                transform=ax.get_xaxis_transform(),
-                colors=m.color or "tab:red",
-                linewidths=1.0,
-                label=label,
-                zorder=3,
-            )
-        elif m.kind == "hlines" and len(m.positions):
-            ax.hlines(
-                m.positions,
-                0,
-                1,
-                transform=ax.get_yaxis_transform(),
+                1,  # across the whole axes
+                transform=ax.get_xaxis_transform() if vertical else ax.get_yaxis_transform(),
                 colors=m.color or "tab:red",
                 linewidths=1.0,
                 label=label,
